@@ -1,0 +1,1057 @@
+"""F3 — rounding QUBO for post-training quantization (AdaRound-based, exact).
+
+The problem
+-----------
+A Conv2d or Linear layer computes, for every calibration row ``x`` (a sample
+for Linear, a sample and output position for Conv2d: the columns of
+``torch.nn.functional.unfold``), ``y_j = W_j . x + b_j`` for output channel j.
+With a per-output-channel scale ``s_j`` (min-max or MSE-optimal, see
+:mod:`core.compress.quantize`) every weight is rounded *down or up* on the
+grid ``s_j * {-q..q}``::
+
+    W_hat_ji = s_j * (lower_ji + step_ji * v_ji),   v_ji in {0, 1}
+
+with ``lower = floor(W/s)`` and ``step = 1`` (this is ``s (floor(W/s) + v)``
+of DESIGN section 3), except where the grid ends:
+
+* **clipping** (bits >= 2): ``lower = clip(floor(W/s), -q, q)`` and
+  ``upper = clip(floor(W/s) + 1, -q, q)``; where the two coincide (the weight is
+  at or beyond the grid edge, e.g. ``W = max|W|`` with min-max scales, or
+  ``|W| > q s`` with the smaller MSE scales) the weight is *fixed* to that grid
+  value, ``step = 0``, and it is not a QUBO variable. Round-to-nearest makes
+  the same choice there, so clipping never favours either method.
+* **1 bit**: the grid is ``{-s, +s}`` (no zero level, as in
+  :func:`core.compress.quantize.quantize_with_scale`), so ``lower = -1`` and
+  ``step = 2`` for every weight.
+* an all-zero channel (``s = 0``) is fixed at zero.
+
+With the residual ``a = W/s - lower`` (``r = W/s - floor(W/s)`` of DESIGN in the
+unclipped case) the error of output j on row x is ``s_j (step*v_j - a_j) . x``,
+so over calibration rows X (one per row) the squared pre-activation error is
+*exactly*::
+
+    E_j(v) = s_j^2 (step*v_j - a_j)^T G (step*v_j - a_j),      G = X^T X
+
+a QUBO per output channel, independent of all other channels (no
+approximation: this is the decomposition of the layer's squared output error).
+Expanding with ``v^2 = v``: linear ``s^2 (step_i^2 G_ii - 2 step_i (G a)_i)``,
+quadratic ``2 s^2 step_i step_k G_ik`` (i < k), constant ``s^2 a^T G a``. The
+coefficients are built with numpy for all channels of a layer at once.
+
+The bias column, precisely
+--------------------------
+DESIGN says "bias column appended, size f+1". We append the column of ones to
+X, so ``G`` is (f+1) x (f+1). But **by default the bias stays in float**: its
+rounding error is zero, so the bias row/column of G multiplies zero and drops
+out of ``E_j`` entirely; the QUBO then has f variables (fewer where weights are
+fixed by clipping). The bias column is still used: the relative error's
+denominator ``||X W^T + b||^2`` is computed from the augmented G. With
+``quantize_bias=True`` the bias is rounded on the channel's weight grid
+(scale from the weights, bias clipped to the grid range) and becomes
+variable f, so the QUBO has exactly f+1 variables as in DESIGN; the bias column
+then couples the bias to every weight through ``G_{i,f} = sum_x x_i``.
+
+Layers in order
+---------------
+Layers are quantized in definition order. With ``use_quantized_inputs=True``
+(default) layer l's Gram matrix comes from the inputs it receives in the
+network whose earlier layers are already rounded, so the QUBO minimises the
+error layer l adds given what it actually receives; with ``False`` all Gram
+matrices come from the float network.
+
+Solving
+-------
+All channel QUBOs of a layer are relabelled into disjoint variable ranges and
+combined into one BQM (split into several when they would exceed
+``max_batch_interactions``), sampled once by any dimod sampler, and split back.
+Because the channels are independent, each channel then takes its best read
+(best-of-``num_reads`` per channel, not per combined sample). With
+``polish=True`` (default) a vectorised steepest-descent single-flip search
+(sharing G across channels: no per-channel f x f matrices) runs from that
+read and, separately, from the round-to-nearest rounding, and each channel
+keeps the lower energy. Finally any channel where the result is still worse
+than RTN on the QUBO objective falls back to RTN. The report counts the
+channels where descent improved the sampler's read, where descent from RTN
+won, and where RTN was kept, so the sampler's own contribution stays visible. Channel QUBOs
+in a combined BQM are normalised by ``s_j^2 * mean(diag G)``, which does not
+change their minimisers but gives every channel the same energy scale, so one
+annealing schedule fits all of them.
+
+The baseline is round-to-nearest (:func:`core.compress.quantize.quantize_with_scale`)
+at the same scales.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dimod
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.compress.quantize import (
+    SCALE_METHODS,
+    channel_scales,
+    levels,
+    quantize_with_scale,
+)
+from core.compress.rounding import apply_rounding
+from core.data.dataset import EvalData
+from core.errors import InvalidInputError
+from core.formulations.base import Decision, Formulation
+from core.models.units import COMPRESSIBLE
+
+METHOD = "adaround"
+MAX_BITS = 16
+Progress = Callable[[float, str], None]
+SamplerLike = dimod.Sampler | Callable[..., dimod.SampleSet]
+
+__all__ = [
+    "AdaroundResult",
+    "LayerProblem",
+    "LayerReport",
+    "channel_formulation",
+    "input_matrix",
+    "layer_errors",
+    "layer_inputs",
+    "layer_problem",
+    "quantize_model_adaround",
+    "rtn_quantize_model",
+]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_bits(bits: Any) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= MAX_BITS:
+        raise InvalidInputError(f"bits must be a whole number from 1 to {MAX_BITS}, not {bits!r}.")
+    return int(bits)
+
+
+def _check_scale(scale: Any) -> str:
+    if scale not in SCALE_METHODS:
+        raise InvalidInputError(f"scale must be one of {', '.join(SCALE_METHODS)}, not {scale!r}.")
+    return str(scale)
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise InvalidInputError(f"{name} must be a whole number of at least {minimum}, not {value!r}.")
+    return int(value)
+
+
+def _check_layer(layer: Any, name: str = "layer") -> nn.Conv2d | nn.Linear:
+    if not isinstance(layer, COMPRESSIBLE):
+        raise InvalidInputError(f"{name} must be a Conv2d or Linear layer, not {type(layer).__name__}.")
+    if not torch.isfinite(layer.weight).all() or (layer.bias is not None and not torch.isfinite(layer.bias).all()):
+        raise InvalidInputError(f"Layer {name} has NaN or infinite weights; it cannot be quantized.")
+    return layer
+
+
+def _check_model(model: Any) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise InvalidInputError("The model must be a torch nn.Module.")
+    return model
+
+
+def _check_calib(calib: Any) -> EvalData:
+    if not isinstance(calib, EvalData):
+        raise InvalidInputError("Calibration data must be an EvalData set.")
+    if len(calib) < 1:
+        raise InvalidInputError("The calibration set is empty.")
+    if not torch.isfinite(calib.images).all():
+        raise InvalidInputError("The calibration images contain NaN or infinite values.")
+    return calib
+
+
+# --------------------------------------------------------------------------- inputs and Gram
+
+
+def input_matrix(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """The layer's calibration rows: ``(rows, in_features)`` for Linear (all
+    leading dims flattened), ``(N * L, C * kh * kw)`` for Conv2d via
+    :func:`torch.nn.functional.unfold` (L output positions), such that the
+    layer output is ``rows @ W.reshape(out, -1).T + b`` (per group for grouped
+    convolutions: group g uses columns ``g*fg:(g+1)*fg``)."""
+    _check_layer(layer)
+    if not isinstance(x, torch.Tensor):
+        raise InvalidInputError("Layer inputs must be a tensor.")
+    if isinstance(layer, nn.Linear):
+        if x.dim() < 1 or x.shape[-1] != layer.in_features:
+            raise InvalidInputError(
+                f"Inputs of shape {tuple(x.shape)} do not fit a Linear layer with {layer.in_features} inputs."
+            )
+        return x.reshape(-1, layer.in_features)
+    if x.dim() != 4 or x.shape[1] != layer.in_channels:
+        raise InvalidInputError(
+            f"Inputs of shape {tuple(x.shape)} do not fit a Conv2d layer with {layer.in_channels} input channels "
+            "(expected N x C x H x W)."
+        )
+    padding: Any = layer.padding
+    if isinstance(padding, str) or layer.padding_mode != "zeros":
+        mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
+        x = F.pad(x, layer._reversed_padding_repeated_twice, mode=mode)
+        padding = 0
+    cols = F.unfold(x, layer.kernel_size, dilation=layer.dilation, padding=padding, stride=layer.stride)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def _groups(layer: nn.Conv2d | nn.Linear) -> int:
+    return 1 if isinstance(layer, nn.Linear) else int(layer.groups)
+
+
+def _gram_update(layer: nn.Conv2d | nn.Linear, x: torch.Tensor, acc: np.ndarray) -> int:
+    """Add ``[X 1]^T [X 1]`` of each group to ``acc`` (groups, f+1, f+1); return rows."""
+    rows = input_matrix(layer, x.detach()).to(torch.float64)
+    groups = acc.shape[0]
+    fg = rows.shape[1] // groups
+    ones = torch.ones(rows.shape[0], 1, dtype=torch.float64)
+    for g in range(groups):
+        xa = torch.cat([rows[:, g * fg : (g + 1) * fg], ones], dim=1)
+        acc[g] += (xa.T @ xa).numpy()
+    return int(rows.shape[0])
+
+
+def _collect_grams(
+    model: nn.Module, names: list[str], images: torch.Tensor, batch_size: int
+) -> dict[str, np.ndarray]:
+    """Augmented Gram matrices (groups, f+1, f+1) of the named layers' inputs."""
+    modules = {n: model.get_submodule(n) for n in names}
+    acc: dict[str, np.ndarray] = {}
+    for n, m in modules.items():
+        fg = m.weight[0].numel()
+        acc[n] = np.zeros((_groups(m), fg + 1, fg + 1))
+    handles = []
+    for n, m in modules.items():
+        def hook(mod: nn.Module, inputs: tuple, _out: Any, n: str = n) -> None:
+            _gram_update(mod, inputs[0], acc[n])  # type: ignore[arg-type]
+
+        handles.append(m.register_forward_hook(hook))
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, images.shape[0], batch_size):
+                model(images[start : start + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+    return acc
+
+
+def layer_inputs(model: nn.Module, name: str, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """The inputs layer ``name`` receives when ``model`` runs on ``images``
+    (concatenated over batches; first call per forward pass)."""
+    _check_model(model)
+    try:
+        layer = model.get_submodule(name)
+    except AttributeError as exc:
+        raise InvalidInputError(f"The model has no layer named {name!r}.") from exc
+    _check_layer(layer, name)
+    seen: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, inputs: tuple, _out: Any) -> None:
+        seen.append(inputs[0].detach())
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, images.shape[0], batch_size):
+                model(images[start : start + batch_size])
+    finally:
+        handle.remove()
+    if not seen:
+        raise InvalidInputError(f"Layer {name!r} is never called by the model's forward pass.")
+    return torch.cat(seen, dim=0)
+
+
+# --------------------------------------------------------------------------- the QUBO
+
+
+@dataclass
+class LayerProblem:
+    """All channel QUBOs of one layer, as arrays (n = f, or f+1 with the bias).
+
+    Channel j's energy is ``scale[j]^2 * d^T gram[group[j]] d`` with
+    ``d = step[j] * v - resid[j]``; W_hat = scale * (lower + step * v).
+    """
+
+    name: str
+    bits: int
+    scale_method: str
+    quantize_bias: bool
+    f: int  # weights per output channel
+    scale: np.ndarray  # (out,)
+    lower: np.ndarray  # (out, n) integer grid level at v = 0
+    step: np.ndarray  # (out, n) 0 (fixed), 1, or 2 (1 bit)
+    resid: np.ndarray  # (out, n) W/s - lower
+    gram: np.ndarray  # (groups, n, n)
+    gram_aug: np.ndarray  # (groups, f+1, f+1), bias column last
+    group: np.ndarray  # (out,) group index of each channel
+    weight2d: np.ndarray  # (out, f) float weights
+    bias: np.ndarray | None  # (out,) float bias
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.scale.shape[0])
+
+    @property
+    def n(self) -> int:
+        return int(self.lower.shape[1])
+
+    def free(self, j: int) -> np.ndarray:
+        return np.flatnonzero(self.step[j] > 0)
+
+    def energies(self, v: np.ndarray, channels: np.ndarray | None = None) -> np.ndarray:
+        """Exact squared errors for assignments ``v`` of shape (..., m, n) of the
+        channels ``channels`` (all by default)."""
+        ch = np.arange(self.out_channels) if channels is None else np.asarray(channels)
+        d = self.step[ch] * v - self.resid[ch]
+        out = np.empty(d.shape[:-1])
+        for g in np.unique(self.group[ch]):
+            sel = self.group[ch] == g
+            dg = d[..., sel, :]
+            out[..., sel] = np.einsum("...i,...i->...", dg @ self.gram[g], dg)
+        return out * self.scale[ch] ** 2
+
+    def dequantize(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(W_hat (out, f), bias_hat (out,) or None when the bias stays float)."""
+        q = self.scale[:, None] * (self.lower + self.step * v)
+        if self.quantize_bias:
+            return q[:, : self.f], q[:, self.f]
+        return q, None
+
+    def assignment_of(self, w_hat: np.ndarray, b_hat: np.ndarray | None = None) -> np.ndarray:
+        """The v that produces ``w_hat`` (which must lie on {lower, lower+step})."""
+        vals = w_hat if not self.quantize_bias else np.concatenate([w_hat, b_hat[:, None]], axis=1)  # type: ignore[index]
+        safe = np.where(self.scale > 0, self.scale, 1.0)[:, None]
+        lev = np.rint(vals / safe)
+        v = np.where(self.step > 0, (lev - self.lower) / np.where(self.step > 0, self.step, 1), 0.0)
+        return np.clip(np.rint(v), 0, 1)
+
+    def channel_qubo(self, j: int, *, normalise: bool = False) -> tuple[np.ndarray, np.ndarray, tuple, float]:
+        """(free indices, linear, (rows, cols, quad) over positions in ``free``,
+        offset) of channel j. ``normalise`` divides by ``s^2 mean(diag G)``."""
+        idx = self.free(j)
+        g = self.gram[self.group[j]]
+        step = self.step[j, idx]
+        a = self.resid[j]
+        factor = self.scale[j] ** 2
+        if normalise:
+            c = float(np.mean(np.diag(g)))
+            factor = 1.0 / (c if c > 0 else 1.0)
+        ga = g[idx] @ a  # (G a)_i for free i
+        linear = factor * (step**2 * np.diag(g)[idx] - 2.0 * step * ga)
+        rows, cols = np.triu_indices(idx.size, 1)
+        quad = factor * 2.0 * step[rows] * step[cols] * g[idx[rows], idx[cols]]
+        offset = factor * float(a @ g @ a)
+        return idx, linear, (rows, cols, quad), offset
+
+
+def _scales(weight: torch.Tensor, bits: int, method: str) -> np.ndarray:
+    return channel_scales(weight.detach().float(), bits, method).double().numpy()
+
+
+def layer_problem(
+    layer: nn.Conv2d | nn.Linear,
+    gram_aug: np.ndarray,
+    bits: int,
+    *,
+    scale: str = "minmax",
+    quantize_bias: bool = False,
+    scales: np.ndarray | None = None,
+    name: str = "layer",
+) -> LayerProblem:
+    """The channel QUBOs of ``layer`` given its augmented Gram matrices
+    ``(groups, f+1, f+1)`` (or ``(f+1, f+1)`` for groups = 1)."""
+    _check_layer(layer, name)
+    bits = _check_bits(bits)
+    scale = _check_scale(scale)
+    if quantize_bias and layer.bias is None:
+        raise InvalidInputError(f"Layer {name} has no bias to quantize.")
+    w = layer.weight.detach().to(torch.float64).reshape(layer.weight.shape[0], -1).numpy()
+    out, f = w.shape
+    groups = _groups(layer)
+    gram_aug = np.asarray(gram_aug, dtype=np.float64)
+    if gram_aug.ndim == 2:
+        gram_aug = gram_aug[None]
+    if gram_aug.shape != (groups, f + 1, f + 1):
+        raise InvalidInputError(f"The Gram matrix of {name} must be {groups} x {f + 1} x {f + 1}.")
+    if not np.isfinite(gram_aug).all():
+        raise InvalidInputError(f"The calibration inputs of {name} contain NaN or infinite values.")
+    if scales is None:
+        s = _scales(layer.weight, bits, scale)
+    else:
+        s = np.asarray(scales, dtype=np.float64).reshape(-1)
+        if s.shape != (out,) or not np.isfinite(s).all() or (s < 0).any():
+            raise InvalidInputError(f"{name} needs {out} finite, non-negative scales.")
+    b = None if layer.bias is None else layer.bias.detach().to(torch.float64).numpy()
+    vals = np.concatenate([w, b[:, None]], axis=1) if quantize_bias else w  # type: ignore[index]
+    positive = (s > 0)[:, None]
+    u = vals / np.where(positive, s[:, None], 1.0)
+    if bits == 1:
+        lower = np.full_like(u, -1.0)
+        step = np.full_like(u, 2.0)
+    else:
+        q = levels(bits)
+        fl = np.floor(u)
+        lower = np.clip(fl, -q, q)
+        step = np.clip(fl + 1, -q, q) - lower
+    lower = np.where(positive, lower, 0.0)
+    step = np.where(positive, step, 0.0)
+    u = np.where(positive, u, 0.0)
+    resid = u - lower
+    n = vals.shape[1]
+    gram = gram_aug if quantize_bias else gram_aug[:, :f, :f]
+    return LayerProblem(
+        name=name,
+        bits=bits,
+        scale_method=scale,
+        quantize_bias=quantize_bias,
+        f=f,
+        scale=s,
+        lower=lower,
+        step=step,
+        resid=resid,
+        gram=np.ascontiguousarray(gram[:, :n, :n]),
+        gram_aug=gram_aug,
+        group=np.arange(out) // (out // groups),
+        weight2d=w,
+        bias=b,
+    )
+
+
+def _rtn_assignment(problem: LayerProblem, layer: nn.Conv2d | nn.Linear) -> np.ndarray:
+    s = torch.from_numpy(problem.scale).float()
+    w_rtn = quantize_with_scale(layer.weight.detach().float(), s, problem.bits)
+    w2 = w_rtn.reshape(problem.out_channels, -1).double().numpy()
+    b2 = None
+    if problem.quantize_bias:
+        b2 = _rtn_bias(layer, s, problem.bits).double().numpy()
+    return problem.assignment_of(w2, b2)
+
+
+def _rtn_bias(layer: nn.Conv2d | nn.Linear, s: torch.Tensor, bits: int) -> torch.Tensor:
+    assert layer.bias is not None
+    return quantize_with_scale(layer.bias.detach().float()[:, None], s, bits)[:, 0]
+
+
+def channel_formulation(
+    layer: nn.Conv2d | nn.Linear,
+    X: torch.Tensor,
+    j: int,
+    bits: int,
+    *,
+    scale: str = "minmax",
+    quantize_bias: bool = False,
+    scales: np.ndarray | None = None,
+    name: str = "layer",
+) -> Formulation:
+    """The rounding QUBO of output channel ``j`` of ``layer`` on inputs ``X``.
+
+    ``X`` is what the layer receives (N x in for Linear, N x C x H x W for
+    Conv2d). Variables are the weight positions ``i`` (index into
+    ``W[j].flatten()``) that are not fixed by clipping, plus ``f`` for the bias
+    with ``quantize_bias``. ``bqm.energy(sample)`` is exactly the squared
+    pre-activation error of channel j summed over all calibration rows (the
+    constant ``s^2 a^T G a`` is the BQM offset, also in ``tables["constant"]``).
+    ``tables`` holds the Gram matrix, residuals, grid levels, scale, the fixed
+    positions and the round-to-nearest sample and energy for comparison.
+    """
+    _check_layer(layer, name)
+    out = layer.weight.shape[0]
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= int(j) < out:
+        raise InvalidInputError(f"Output channel must be from 0 to {out - 1}, not {j!r}.")
+    j = int(j)
+    rows = input_matrix(layer, X)
+    if rows.shape[0] < 1:
+        raise InvalidInputError("At least one calibration input is needed.")
+    if not torch.isfinite(rows).all():
+        raise InvalidInputError("The calibration inputs contain NaN or infinite values.")
+    acc = np.zeros((_groups(layer), layer.weight[0].numel() + 1, layer.weight[0].numel() + 1))
+    _gram_update(layer, X, acc)
+    problem = layer_problem(layer, acc, bits, scale=scale, quantize_bias=quantize_bias, scales=scales, name=name)
+    idx, linear, (r, c, quad), offset = problem.channel_qubo(j)
+    bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
+        linear, (r, c, quad), offset, dimod.BINARY, variable_order=[int(i) for i in idx]
+    )
+    v_rtn = _rtn_assignment(problem, layer)[j]
+    free = [int(i) for i in idx]
+    f = problem.f
+
+    def decoder(sample: Mapping[Any, int]) -> Decision:
+        missing = [i for i in free if i not in sample]
+        if missing:
+            raise InvalidInputError(f"The sample has no value for weight position(s) {missing[:5]}.")
+        v = np.zeros(problem.n)
+        v[free] = [float(sample[i]) for i in free]
+        lev = problem.lower[j] + problem.step[j] * v
+        vals = problem.scale[j] * lev
+        err = float(problem.energies(v[None], np.array([j]))[0])
+        details = {"weights": vals[:f].tolist(), "squared_error": err, "v": v.astype(int).tolist()}
+        if quantize_bias:
+            details["bias"] = float(vals[f])
+        return Decision(
+            choices={f"{name}[{j}]": lev.astype(int).tolist()}, feasible=True, details=details
+        )
+
+    rtn_energy = float(problem.energies(v_rtn[None], np.array([j]))[0])
+    return Formulation(
+        method=METHOD,
+        bqm=bqm,
+        decoder=decoder,
+        tables={
+            "gram": problem.gram[problem.group[j]],
+            "residual": problem.resid[j],
+            "lower": problem.lower[j],
+            "step": problem.step[j],
+            "scale": float(problem.scale[j]),
+            "free": free,
+            "fixed": [int(i) for i in np.flatnonzero(problem.step[j] == 0)],
+            "constant": offset,
+            "rtn_sample": {i: int(v_rtn[i]) for i in free},
+            "rtn_energy": rtn_energy,
+            "weights": problem.weight2d[j],
+        },
+        params={
+            "layer": name,
+            "channel": j,
+            "bits": problem.bits,
+            "scale": problem.scale_method,
+            "quantize_bias": quantize_bias,
+            "f": f,
+            "qubo_size": problem.n,
+            "rows": int(rows.shape[0]),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- solving
+
+
+def _sample(
+    sampler: SamplerLike, bqm: dimod.BinaryQuadraticModel, num_reads: int, seed: int, kwargs: Mapping[str, Any]
+) -> dimod.SampleSet:
+    kw = dict(kwargs)
+    if isinstance(sampler, dimod.Sampler):
+        params = sampler.parameters
+        if "num_reads" in params:
+            kw.setdefault("num_reads", num_reads)
+        if "seed" in params:
+            kw.setdefault("seed", seed)
+        return sampler.sample(bqm, **kw)
+    return sampler(bqm, num_reads=num_reads, seed=seed, **kw)
+
+
+def _descend(problem: LayerProblem, v: np.ndarray, channels: np.ndarray, max_sweeps: int = 50) -> np.ndarray:
+    """Steepest-descent single flips for channels (rows of ``v``), vectorised
+    with the shared Gram matrix of each group; each flip strictly lowers E_j."""
+    v = v.copy()
+    for g in np.unique(problem.group[channels]):
+        sel = np.flatnonzero(problem.group[channels] == g)
+        ch = channels[sel]
+        G = problem.gram[g]
+        diag = np.diag(G)
+        step = problem.step[ch]
+        vv = v[sel]
+        d = step * vv - problem.resid[ch]
+        h = d @ G
+        energy = np.einsum("ij,ij->i", h, d)
+        tol = 1e-12 * (np.abs(energy) + diag.max(initial=0.0) + 1e-300)
+        for _ in range(max_sweeps * max(problem.n, 1)):
+            delta = step * (1.0 - 2.0 * vv)
+            gain = 2.0 * delta * h + delta**2 * diag
+            best = np.argmin(gain, axis=1)
+            rows = np.flatnonzero(gain[np.arange(len(ch)), best] < -tol)
+            if rows.size == 0:
+                break
+            cols = best[rows]
+            dl = delta[rows, cols]
+            vv[rows, cols] = 1.0 - vv[rows, cols]
+            h[rows] += dl[:, None] * G[cols]
+        v[sel] = vv
+    return v
+
+
+def _default_beta_range(linear: np.ndarray, rows: np.ndarray, cols: np.ndarray, quad: np.ndarray) -> list[float]:
+    """dwave-samplers' default simulated-annealing beta range, vectorised.
+
+    Same formula as ``dwave.samplers.sa.sampler._default_ising_beta_range``
+    (hot: every flip accepted with probability >= 1/2; cold: excitation rate
+    0.01 from the smallest bias per spin) on the Ising form of the QUBO; the
+    original loops over every coupling in Python, which takes seconds for the
+    million couplings of a dense 512-input layer.
+    """
+    n = linear.size
+    J = np.abs(quad) / 4.0
+    h = linear / 2.0
+    np.add.at(h, rows, quad / 4.0)
+    np.add.at(h, cols, quad / 4.0)
+    h = np.abs(h)
+    total = h.copy()
+    np.add.at(total, rows, J)
+    np.add.at(total, cols, J)
+    smallest = np.where(h != 0, h, np.inf)
+    nz = J != 0
+    np.minimum.at(smallest, rows[nz], J[nz])
+    np.minimum.at(smallest, cols[nz], J[nz])
+    finite = smallest[np.isfinite(smallest)]
+    if n == 0 or finite.size == 0:
+        return [0.1, 1.0]
+    max_field = float(total.max())
+    hot = 1.0 if max_field == 0 else float(np.log(2.0) / (2.0 * max_field))
+    min_field = float(finite.min())
+    count = int(np.sum(finite == min_field))
+    cold = float(np.log(count / 0.01) / (2.0 * min_field))
+    return [hot, cold]
+
+
+@dataclass
+class _LayerSolution:
+    v: np.ndarray
+    energy: np.ndarray
+    rtn_energy: np.ndarray
+    polished: int  # channels where descent improved the sampler's best read
+    from_rtn_descent: int  # channels where descent from RTN beat the sampler (+ descent)
+    rtn_kept: int  # channels left at RTN because nothing beat it
+    batches: int
+    solve_s: float
+
+
+def _solve_layer(
+    problem: LayerProblem,
+    v_rtn: np.ndarray,
+    sampler: SamplerLike,
+    *,
+    num_reads: int,
+    seed: int,
+    layer_index: int,
+    sample_kwargs: Mapping[str, Any],
+    polish: bool,
+    max_batch_interactions: int,
+) -> _LayerSolution:
+    t0 = time.perf_counter()
+    out = problem.out_channels
+    v = np.zeros((out, problem.n))
+    free_counts = (problem.step > 0).sum(axis=1)
+    order = [j for j in range(out) if free_counts[j] > 0]
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    cur_int = 0
+    for j in order:
+        k = int(free_counts[j])
+        inter = k * (k - 1) // 2
+        if cur and cur_int + inter > max_batch_interactions:
+            batches.append(cur)
+            cur, cur_int = [], 0
+        cur.append(j)
+        cur_int += inter
+    if cur:
+        batches.append(cur)
+    for b, chans in enumerate(batches):
+        lin_parts, row_parts, col_parts, quad_parts, idx_parts = [], [], [], [], []
+        offset = 0
+        for j in chans:
+            idx, linear, (r, c, quad), _ = problem.channel_qubo(j, normalise=True)
+            lin_parts.append(linear)
+            row_parts.append(r + offset)
+            col_parts.append(c + offset)
+            quad_parts.append(quad)
+            idx_parts.append(idx)
+            offset += idx.size
+        lin_all, quad_all = np.concatenate(lin_parts), np.concatenate(quad_parts)
+        rows_all, cols_all = np.concatenate(row_parts), np.concatenate(col_parts)
+        bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
+            lin_all, (rows_all, cols_all, quad_all), 0.0, dimod.BINARY
+        )
+        batch_seed = int(np.random.SeedSequence([seed, layer_index, b]).generate_state(1)[0]) % (2**31 - 1)
+        kwargs = dict(sample_kwargs)
+        if (
+            "beta_range" not in kwargs
+            and isinstance(sampler, dimod.Sampler)
+            and "beta_range" in sampler.parameters
+            and kwargs.get("beta_schedule_type", "geometric") != "custom"
+        ):
+            kwargs["beta_range"] = _default_beta_range(lin_all, rows_all, cols_all, quad_all)
+        sampleset = _sample(sampler, bqm, num_reads, batch_seed, kwargs)
+        record = sampleset.record.sample
+        if record.shape[0] == 0:
+            raise InvalidInputError("The sampler returned no samples.")
+        labels = np.asarray(list(sampleset.variables), dtype=np.int64)
+        if labels.size != offset or set(labels.tolist()) != set(range(offset)):
+            raise InvalidInputError("The sampler returned samples that do not match the problem's variables.")
+        reads = np.zeros((record.shape[0], offset))
+        reads[:, labels] = record
+        chans_arr = np.asarray(chans)
+        full = np.zeros((record.shape[0], len(chans), problem.n))
+        pos = 0
+        for k, idx in enumerate(idx_parts):
+            full[:, k, idx] = reads[:, pos : pos + idx.size]
+            pos += idx.size
+        e = problem.energies(full, chans_arr)  # (reads, channels)
+        best = np.argmin(e, axis=0)
+        v[chans_arr] = full[best, np.arange(len(chans))]
+    all_ch = np.arange(out)
+    energy = problem.energies(v)
+    polished = 0
+    from_rtn = 0
+    if polish:
+        # Descend from the sampler's best read and from RTN; keep the better.
+        v_a = _descend(problem, v, all_ch)
+        e_a = np.minimum(problem.energies(v_a), energy)
+        v_a = np.where((e_a < energy)[:, None], v_a, v)
+        polished = int((e_a < energy).sum())
+        v_b = _descend(problem, v_rtn, all_ch)
+        e_b = problem.energies(v_b)
+        use_b = e_b < e_a
+        from_rtn = int(use_b.sum())
+        v, energy = np.where(use_b[:, None], v_b, v_a), np.where(use_b, e_b, e_a)
+    rtn_energy = problem.energies(v_rtn)
+    worse = energy > rtn_energy
+    v[worse] = v_rtn[worse]
+    energy = np.where(worse, rtn_energy, energy)
+    return _LayerSolution(
+        v=v,
+        energy=energy,
+        rtn_energy=rtn_energy,
+        polished=polished,
+        from_rtn_descent=from_rtn,
+        rtn_kept=int(worse.sum()),
+        batches=len(batches),
+        solve_s=time.perf_counter() - t0,
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def layer_errors(
+    model: nn.Module,
+    reference: nn.Module,
+    images: torch.Tensor,
+    names: Iterable[str],
+    *,
+    batch_size: int = 256,
+) -> dict[str, dict[str, float]]:
+    """Per layer of quantized ``model`` vs float ``reference`` on ``images``:
+
+    * ``error``: relative squared pre-activation error the layer itself adds,
+      ``||layer_q(x_q) - layer_f(x_q)||^2 / ||layer_f(x_q)||^2`` on the inputs
+      x_q the layer receives in ``model`` (what the rounding QUBO minimises);
+    * ``drift``: ``||layer_q(x_q) - layer_f(x_f)||^2 / ||layer_f(x_f)||^2``, the
+      deviation from the float network's pre-activation, including errors
+      propagated from earlier layers.
+    """
+    names = list(names)
+    ref_mods = {n: reference.get_submodule(n) for n in names}
+    q_mods = {n: model.get_submodule(n) for n in names}
+    sums = {n: np.zeros(4) for n in names}  # err, local_ref, drift, ref
+    ref_out: dict[str, torch.Tensor] = {}
+
+    def ref_hook(n: str) -> Callable:
+        def hook(_m: nn.Module, _i: tuple, out: torch.Tensor) -> None:
+            ref_out.setdefault(n, out.detach())
+
+        return hook
+
+    done: set[str] = set()
+
+    def q_hook(n: str) -> Callable:
+        def hook(_m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            if n in done:
+                return
+            done.add(n)
+            local = ref_mods[n](inputs[0])
+            yf = ref_out[n]
+            sums[n] += [
+                float(((out - local) ** 2).sum()),
+                float((local**2).sum()),
+                float(((out - yf) ** 2).sum()),
+                float((yf**2).sum()),
+            ]
+
+        return hook
+
+    reference.eval()
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size]
+            ref_out.clear()
+            done.clear()
+            handles = [ref_mods[n].register_forward_hook(ref_hook(n)) for n in names]
+            try:
+                reference(x)
+            finally:
+                for h in handles:
+                    h.remove()
+            handles = [q_mods[n].register_forward_hook(q_hook(n)) for n in names]
+            try:
+                model(x)
+            finally:
+                for h in handles:
+                    h.remove()
+    res = {}
+    for n, (err, lref, drift, ref) in sums.items():
+        res[n] = {"error": err / lref if lref > 0 else 0.0, "drift": drift / ref if ref > 0 else 0.0}
+    return res
+
+
+# --------------------------------------------------------------------------- model level
+
+
+@dataclass
+class LayerReport:
+    layer: str
+    kind: str
+    out_channels: int
+    f: int
+    qubo_vars: int  # variables of each channel QUBO before clipping (f, or f+1 with the bias)
+    free_vars: int  # QUBO variables over all channels after clipping fixed some
+    error_qubo: float
+    error_rtn: float
+    drift_qubo: float
+    drift_rtn: float
+    energy_ratio: float  # sum of channel QUBO energies / RTN's, on this layer's Gram
+    polished_channels: int  # descent improved the sampler's best read
+    rtn_descent_channels: int  # descent from RTN beat sampler + descent
+    rtn_kept_channels: int  # nothing beat round-to-nearest
+    batches: int
+    gram_s: float
+    solve_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.error_qubo / self.error_rtn if self.error_rtn > 0 else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["ratio"] = self.ratio
+        return row
+
+
+@dataclass
+class AdaroundResult:
+    model: nn.Module  # quantized copy (QUBO rounding)
+    rtn_model: nn.Module  # round-to-nearest baseline at the same scales
+    layers: list[LayerReport]
+    bits: int
+    scale: str
+    params: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    accuracy: dict[str, float] | None = None
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)  # W_hat per layer
+
+    def table(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in self.layers]
+
+
+def _resolve_layers(model: nn.Module, layers: Iterable[str] | None) -> list[str]:
+    all_layers = [n for n, m in model.named_modules() if isinstance(m, COMPRESSIBLE)]
+    if not all_layers:
+        raise InvalidInputError("The model has no Conv2d or Linear layers to quantize.")
+    if layers is None:
+        return all_layers
+    chosen = list(layers)
+    unknown = [n for n in chosen if n not in all_layers]
+    if unknown:
+        raise InvalidInputError(f"Unknown or non-quantizable layer(s): {', '.join(unknown)}.")
+    if not chosen:
+        raise InvalidInputError("Choose at least one layer to quantize.")
+    return [n for n in all_layers if n in chosen]
+
+
+def rtn_quantize_model(
+    model: nn.Module,
+    *,
+    bits: int,
+    scale: str = "minmax",
+    layers: Iterable[str] | None = None,
+    quantize_bias: bool = False,
+) -> nn.Module:
+    """Round-to-nearest baseline: a copy of ``model`` with every chosen layer's
+    weights (and bias, if asked) rounded at the same per-channel scales the
+    rounding QUBO uses."""
+    _check_model(model)
+    bits = _check_bits(bits)
+    scale = _check_scale(scale)
+    names = _resolve_layers(model, layers)
+    weights, biases = {}, {}
+    for n in names:
+        layer = _check_layer(model.get_submodule(n), n)
+        s = torch.from_numpy(_scales(layer.weight, bits, scale)).float()
+        weights[n] = quantize_with_scale(layer.weight.detach().float(), s, bits)
+        if quantize_bias and layer.bias is not None:
+            biases[n] = _rtn_bias(layer, s, bits)
+    return apply_rounding(model, weights, biases=biases)
+
+
+def quantize_model_adaround(
+    model: nn.Module,
+    calib: EvalData,
+    *,
+    bits: int,
+    scale: str = "minmax",
+    sampler: SamplerLike | None = None,
+    num_reads: int = 4,
+    seed: int = 0,
+    sample_kwargs: Mapping[str, Any] | None = None,
+    use_quantized_inputs: bool = True,
+    quantize_bias: bool = False,
+    polish: bool = True,
+    layers: Iterable[str] | None = None,
+    eval_data: EvalData | None = None,
+    max_batch_interactions: int = 3_000_000,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> AdaroundResult:
+    """Quantize every Conv2d/Linear layer (or ``layers``) of a copy of ``model``
+    with the F3 rounding QUBO, and the round-to-nearest baseline alongside.
+
+    ``sampler`` is any :class:`dimod.Sampler` (default
+    ``dwave.samplers.SimulatedAnnealingSampler()``); ``num_reads`` and ``seed``
+    are passed when the sampler accepts them, plus ``sample_kwargs`` (e.g.
+    ``{"num_sweeps": 500}``). A plain callable ``fn(bqm, *, num_reads, seed,
+    **sample_kwargs) -> SampleSet`` is accepted too (e.g. a solver registry's
+    ``functools.partial(solve, sampler_name="sa")``).
+
+    Per-layer errors (see :func:`layer_errors`) are measured on ``calib``;
+    accuracy of the float, QUBO and RTN models on ``eval_data`` if given.
+    ``progress(fraction, message)`` is called after each layer.
+    """
+    t_start = time.perf_counter()
+    _check_model(model)
+    calib = _check_calib(calib)
+    bits = _check_bits(bits)
+    scale = _check_scale(scale)
+    num_reads = _check_positive_int("num_reads", num_reads)
+    seed = _check_positive_int("seed", seed, 0)
+    max_batch_interactions = _check_positive_int("max_batch_interactions", max_batch_interactions)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if eval_data is not None:
+        _check_calib(eval_data)
+    if progress is not None and not callable(progress):
+        raise InvalidInputError("progress must be a function taking (fraction, message).")
+    if sampler is None:
+        from dwave.samplers import SimulatedAnnealingSampler
+
+        sampler = SimulatedAnnealingSampler()
+    elif not (isinstance(sampler, dimod.Sampler) or callable(sampler)):
+        raise InvalidInputError("sampler must be a dimod sampler or a function (bqm, ...) -> SampleSet.")
+    sample_kwargs = dict(sample_kwargs or {})
+    names = _resolve_layers(model, layers)
+    for n in names:
+        _check_layer(model.get_submodule(n), n)
+    quantize_bias_layers = [n for n in names if model.get_submodule(n).bias is not None] if quantize_bias else []
+
+    reference = copy.deepcopy(model).eval()
+    qmodel = copy.deepcopy(model).eval()
+    images = calib.images
+    float_grams: dict[str, np.ndarray] = {}
+    t_gram0 = time.perf_counter()
+    if not use_quantized_inputs:
+        float_grams = _collect_grams(reference, names, images, batch_size)
+    shared_gram_s = time.perf_counter() - t_gram0
+
+    reports: list[LayerReport] = []
+    weights: dict[str, torch.Tensor] = {}
+    solutions: dict[str, tuple[LayerProblem, _LayerSolution, float]] = {}
+    for li, n in enumerate(names):
+        layer = qmodel.get_submodule(n)
+        tg = time.perf_counter()
+        gram_aug = _collect_grams(qmodel, [n], images, batch_size)[n] if use_quantized_inputs else float_grams[n]
+        problem = layer_problem(
+            reference.get_submodule(n), gram_aug, bits, scale=scale, quantize_bias=n in quantize_bias_layers, name=n
+        )
+        gram_s = time.perf_counter() - tg if use_quantized_inputs else shared_gram_s / len(names)
+        v_rtn = _rtn_assignment(problem, reference.get_submodule(n))
+        sol = _solve_layer(
+            problem,
+            v_rtn,
+            sampler,
+            num_reads=num_reads,
+            seed=seed,
+            layer_index=li,
+            sample_kwargs=sample_kwargs,
+            polish=polish,
+            max_batch_interactions=max_batch_interactions,
+        )
+        w_hat, b_hat = problem.dequantize(sol.v)
+        w_t = torch.from_numpy(w_hat).to(layer.weight.dtype).reshape(layer.weight.shape)
+        weights[n] = w_t
+        with torch.no_grad():
+            layer.weight.copy_(w_t)
+            if b_hat is not None:
+                layer.bias.copy_(torch.from_numpy(b_hat).to(layer.bias.dtype))
+        solutions[n] = (problem, sol, gram_s)
+        if progress is not None:
+            progress((li + 1) / len(names), f"Quantized {n} ({li + 1}/{len(names)})")
+    quantize_s = time.perf_counter() - t_start
+
+    rtn_model = rtn_quantize_model(
+        model, bits=bits, scale=scale, layers=names, quantize_bias=bool(quantize_bias_layers)
+    )
+    errs_q = layer_errors(qmodel, reference, images, names, batch_size=batch_size)
+    errs_r = layer_errors(rtn_model, reference, images, names, batch_size=batch_size)
+    for n in names:
+        problem, sol, gram_s = solutions[n]
+        mod = reference.get_submodule(n)
+        rtn_sum = float(sol.rtn_energy.sum())
+        reports.append(
+            LayerReport(
+                layer=n,
+                kind="linear" if isinstance(mod, nn.Linear) else "conv",
+                out_channels=problem.out_channels,
+                f=problem.f,
+                qubo_vars=problem.n,
+                free_vars=int((problem.step > 0).sum()),
+                error_qubo=errs_q[n]["error"],
+                error_rtn=errs_r[n]["error"],
+                drift_qubo=errs_q[n]["drift"],
+                drift_rtn=errs_r[n]["drift"],
+                energy_ratio=float(sol.energy.sum()) / rtn_sum if rtn_sum > 0 else float("nan"),
+                polished_channels=sol.polished,
+                rtn_descent_channels=sol.from_rtn_descent,
+                rtn_kept_channels=sol.rtn_kept,
+                batches=sol.batches,
+                gram_s=gram_s,
+                solve_s=sol.solve_s,
+            )
+        )
+    accuracy = None
+    if eval_data is not None:
+        from core.evaluate.metrics import accuracy_and_loss
+
+        accuracy = {
+            "float": accuracy_and_loss(reference, eval_data).accuracy,
+            "qubo": accuracy_and_loss(qmodel, eval_data).accuracy,
+            "rtn": accuracy_and_loss(rtn_model, eval_data).accuracy,
+        }
+    return AdaroundResult(
+        model=qmodel,
+        rtn_model=rtn_model,
+        layers=reports,
+        bits=bits,
+        scale=scale,
+        params={
+            "sampler": type(sampler).__name__,
+            "num_reads": num_reads,
+            "seed": seed,
+            "sample_kwargs": sample_kwargs,
+            "use_quantized_inputs": use_quantized_inputs,
+            "quantize_bias": bool(quantize_bias_layers),
+            "polish": polish,
+            "calibration": calib.name,
+            "calibration_size": len(calib),
+        },
+        timing={"quantize_s": quantize_s, "total_s": time.perf_counter() - t_start},
+        accuracy=accuracy,
+        weights=weights,
+    )

@@ -1,0 +1,306 @@
+"""One compression run, stage by stage: formulate -> solve -> decode ->
+compress -> evaluate -> report (DESIGN section 5).
+
+Each stage is a plain function so the app can cache and show them one at a
+time; :func:`run_from_args` chains them for ``python -m core run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dimod
+import numpy as np
+from torch import nn
+
+from core.errors import InvalidInputError
+from core.evaluate import accuracy_and_loss, measure_latency, size_bits, sparsity
+from core.formulations.base import Decision, Formulation
+from core.workspace import Workspace, open_workspace
+
+METHODS = ("mixed-precision", "filter-pruning", "adaround", "bnn", "qianets")
+IMPLEMENTED_METHODS = ("mixed-precision",)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class SolveResult:
+    sampleset: dimod.SampleSet
+    sampler: str
+    num_reads: int
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timing(self) -> dict[str, float]:
+        return dict(self.sampleset.info.get("timing", {}))
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def formulate(ws: Workspace, method: str = "mixed-precision", *, progress: Progress | None = None,
+              seed: int = 0, **options: Any) -> Formulation:
+    """Build the QUBO of ``method`` for the workspace's model."""
+    if method not in METHODS:
+        raise InvalidInputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if method != "mixed-precision":
+        raise InvalidInputError(f"The {method} method is not available in this version yet.")
+    from core.formulations.mixed_precision import build_mixed_precision
+
+    return build_mixed_precision(ws.model, ws.calibration, seed=seed, progress=progress, **options)
+
+
+def solve_formulation(formulation: Formulation, sampler: str = "sa", *, num_reads: int = 100, seed: int = 0,
+                      config: Mapping[str, Any] | None = None, progress: Callable[[int, int], None] | None = None,
+                      **params: Any) -> SolveResult:
+    """Sample the formulation's BQM with a registry sampler."""
+    from core.solvers import sampler_info, solve
+
+    info = sampler_info(sampler)
+    if "groups" in {p.name for p in info.parameters} and "groups" not in params:
+        groups = formulation.params.get("onehot_groups")
+        if groups:
+            params["groups"] = groups
+    sampleset = solve(formulation.bqm, sampler, num_reads=num_reads, seed=seed, config=config,
+                      progress_callback=progress, **params)
+    shown = {k: v for k, v in params.items() if k != "groups"}
+    return SolveResult(sampleset, info.name, num_reads, seed, {**dict(config or {}), **shown})
+
+
+def best_decision(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple[dict, Decision]:
+    """The lowest-energy sample and its decoded decision."""
+    first = sampleset.first
+    return dict(first.sample), formulation.decode(first.sample)
+
+
+def compress(ws: Workspace, formulation: Formulation, decision: Decision) -> nn.Module:
+    """A compressed copy of the workspace's model."""
+    if formulation.method == "mixed-precision":
+        from core.compress.mixed_precision import apply_decision
+
+        masks = decision.details.get("filter_masks")
+        return apply_decision(ws.model, decision, filter_masks=masks)
+    raise InvalidInputError(f"Compression for {formulation.method} is not available yet.")
+
+
+def compressed_size_bits(ws: Workspace, formulation: Formulation, decision: Decision) -> int:
+    if formulation.method == "mixed-precision":
+        from core.compress.mixed_precision import decision_size_bits
+
+        return int(decision_size_bits(ws.model, decision, filter_masks=decision.details.get("filter_masks")))
+    return size_bits(ws.model)
+
+
+def evaluate_pair(ws: Workspace, compressed: nn.Module, size_after: int, *, latency_repeats: int = 20,
+                  threads: int = 1) -> dict[str, float]:
+    """Accuracy, size, sparsity and latency before and after compression."""
+    before = accuracy_and_loss(ws.model, ws.data)
+    after = accuracy_and_loss(compressed, ws.data)
+    lat_before = measure_latency(ws.model, ws.input_shape, batch_sizes=(1,), repeats=latency_repeats,
+                                 threads=threads)
+    lat_after = measure_latency(compressed, ws.input_shape, batch_sizes=(1,), repeats=latency_repeats,
+                                threads=threads)
+    size_before = size_bits(ws.model)
+    return {
+        "accuracy_before": before.accuracy,
+        "accuracy_after": after.accuracy,
+        "loss_before": before.loss,
+        "loss_after": after.loss,
+        "size_bits_before": size_before,
+        "size_bits_after": size_after,
+        "compression_ratio": size_before / size_after if size_after else math.inf,
+        "sparsity": sparsity(compressed),
+        "latency_ms_before": lat_before.ms_per_image[1],
+        "latency_ms_after": lat_after.ms_per_image[1],
+        "latency_threads": threads,
+        "num_examples": before.n,
+    }
+
+
+def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
+    if formulation.method == "mixed-precision":
+        from core.formulations.exact import exact_reference as mp_exact
+
+        ref = mp_exact(formulation)
+        return None if ref is None else {"energy": float(ref["energy"]), "method": ref["method"]}
+    return None
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def energies_of(sampleset: dimod.SampleSet) -> list[float]:
+    """Energy of every read (aggregated samples expanded by num_occurrences)."""
+    energies = np.asarray(sampleset.record.energy, dtype=float)
+    counts = np.asarray(sampleset.record.num_occurrences, dtype=int)
+    return np.repeat(energies, counts).tolist()
+
+
+def feasible_fraction(formulation: Formulation, sampleset: dimod.SampleSet) -> float:
+    total = feasible = 0
+    for sample, count in zip(sampleset.samples(), sampleset.record.num_occurrences):
+        total += int(count)
+        feasible += int(count) * formulation.decode(sample).feasible
+    return feasible / total if total else 0.0
+
+
+def build_report(*, model: str, formulation: Formulation, solved: SolveResult, sample: dict,
+                 decision: Decision, exact: dict | None, metrics: Mapping[str, Any],
+                 timing: Mapping[str, float], data: str = "") -> dict[str, Any]:
+    ss = solved.sampleset
+    info = ss.info
+    tables = formulation.tables
+    report: dict[str, Any] = {
+        "model": model,
+        "data": data,
+        "method": formulation.method,
+        "sampler": solved.sampler,
+        "seed": solved.seed,
+        "num_reads": solved.num_reads,
+        "params": {**{k: v for k, v in formulation.params.items() if _is_plain(v)}, "sampler": solved.params},
+        "qubo": {
+            "num_variables": formulation.bqm.num_variables,
+            "num_interactions": formulation.bqm.num_interactions,
+            "vartype": formulation.bqm.vartype.name,
+        },
+        "energies": energies_of(ss),
+        "feasible_fraction": feasible_fraction(formulation, ss),
+        "best": {
+            "energy": float(ss.first.energy),
+            "feasible": bool(decision.feasible),
+            "violations": list(decision.violations),
+            "decision": decision.choices,
+            "sample": sample,
+        },
+        "exact": exact,
+        "metrics": dict(metrics),
+        "timing": dict(timing),
+        "units": tables.get("units", []),
+        "budget_bits": tables.get("budget_bits"),
+        "lambda_bits": tables.get("lambda_bits"),
+        "lambda_sparsity": tables.get("lambda_sparsity"),
+    }
+    for key in ("chain_strength", "chain_break_fraction", "embedding_summary"):
+        if key in info:
+            report[key] = info[key]
+    if "embedding" in info:
+        report["embedding"] = {str(k): list(v) for k, v in info["embedding"].items()}
+    for key, value in tables.items():
+        report.setdefault(key, value)
+    return _jsonable(report)
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool)) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value)
+    )
+
+
+def run(ws: Workspace, *, method: str = "mixed-precision", sampler: str = "sa", num_reads: int = 100,
+        seed: int = 0, formulation_options: Mapping[str, Any] | None = None,
+        sampler_params: Mapping[str, Any] | None = None, compute_exact: bool = True,
+        latency_repeats: int = 20, progress: Progress | None = None) -> tuple[dict[str, Any], Formulation]:
+    """The whole pipeline for one run; returns the report and the formulation."""
+    t0 = time.perf_counter()
+    formulation = formulate(ws, method, seed=seed, progress=progress, **dict(formulation_options or {}))
+    build_s = time.perf_counter() - t0
+    solved = solve_formulation(formulation, sampler, num_reads=num_reads, seed=seed, **dict(sampler_params or {}))
+    sample, decision = best_decision(formulation, solved.sampleset)
+    exact = exact_reference(formulation) if compute_exact else None
+    t1 = time.perf_counter()
+    compressed = compress(ws, formulation, decision)
+    metrics = evaluate_pair(ws, compressed, compressed_size_bits(ws, formulation, decision),
+                            latency_repeats=latency_repeats)
+    evaluate_s = time.perf_counter() - t1
+    timing = {"build_s": build_s, "embed_s": solved.timing.get("embed_s", 0.0),
+              "sample_s": solved.timing.get("sample_s", 0.0), "evaluate_s": evaluate_s}
+    report = build_report(model=ws.model_name, formulation=formulation, solved=solved, sample=sample,
+                          decision=decision, exact=exact, metrics=metrics, timing=timing, data=ws.data.name)
+    return report, formulation
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", default=None, help="digits or random (default: the model's own)")
+    p.add_argument("--weights", default="default", choices=["default", "random", "pretrained"])
+    p.add_argument("--method", default="mixed-precision", choices=METHODS)
+    p.add_argument("--sampler", default="sa")
+    p.add_argument("--reads", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="report JSON path (default: print to stdout)")
+    p.add_argument("--bqm", default=None, help="write the BQM (bqm.to_serializable()) to this path")
+    p.add_argument("--no-exact", action="store_true", help="skip the exact reference")
+    p.add_argument("--latency-repeats", type=int, default=20)
+    mp = p.add_argument_group("mixed-precision (F1)")
+    mp.add_argument("--options", default="prune,2,4,8,keep", help="comma-separated: prune, 1..8 bits, keep")
+    mp.add_argument("--lambda-bits", type=float, default=1.0)
+    mp.add_argument("--lambda-sparsity", type=float, default=0.0)
+    budget = mp.add_mutually_exclusive_group()
+    budget.add_argument("--budget-bits", type=float, default=None)
+    budget.add_argument("--budget-ratio", type=float, default=None,
+                        help="fraction of the fp32 size to keep, e.g. 0.25 for 4x smaller")
+    mp.add_argument("--budget-encoding", default="capacity", choices=["capacity", "slack"])
+    mp.add_argument("--groups", type=int, default=1, help="output-channel groups per layer (fine-grained mode)")
+    mp.add_argument("--pairwise", action="store_true", help="measure pairwise terms for neighbouring units")
+    mp.add_argument("--sensitivity", default="measured", choices=["measured", "hessian", "magnitude"])
+    mp.add_argument("--encoding", default="onehot", choices=["onehot", "paper"])
+    qpu = p.add_argument_group("QPU-like samplers")
+    qpu.add_argument("--chain-strength", type=float, default=None)
+    qpu.add_argument("--num-sweeps", type=int, default=None, help="sweeps for sa / simulated QPU / sqa")
+
+
+def run_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
+    """``python -m core run``: resolve the workspace, run, return (report, bqm)."""
+    from pathlib import Path
+
+    if args.reads < 1:
+        raise InvalidInputError("--reads must be at least 1.")
+    ws = open_workspace(args.model, data=args.data, weights=args.weights, seed=args.seed)
+    options = {
+        "options": args.options,
+        "lambda_bits": args.lambda_bits,
+        "lambda_sparsity": args.lambda_sparsity,
+        "budget_bits": args.budget_bits,
+        "budget_ratio": args.budget_ratio,
+        "budget_encoding": args.budget_encoding,
+        "groups": args.groups,
+        "pairwise": args.pairwise,
+        "sensitivity": args.sensitivity,
+        "encoding": args.encoding,
+    }
+    sampler_params: dict[str, Any] = {}
+    if args.chain_strength is not None:
+        sampler_params["chain_strength"] = args.chain_strength
+    if args.num_sweeps is not None:
+        sampler_params["num_sweeps"] = args.num_sweeps
+    report, formulation = run(ws, method=args.method, sampler=args.sampler, num_reads=args.reads, seed=args.seed,
+                              formulation_options=options, sampler_params=sampler_params,
+                              compute_exact=not args.no_exact, latency_repeats=args.latency_repeats)
+    if args.out is not None:
+        args.out = Path(args.out)
+    if args.bqm is not None:
+        args.bqm = Path(args.bqm)
+    return report, formulation.bqm

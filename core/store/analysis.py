@@ -1,0 +1,232 @@
+"""Solution-quality and trade-off measures over runs (pure functions).
+
+- :func:`gap_percent`: how far a run's best energy is above the exact optimum.
+- :func:`success_probability`: fraction of reads that reached the optimum.
+- :func:`time_to_solution`: expected time to see the optimum at least once with
+  99 % confidence, ``t_read * ln(1 - 0.99) / ln(1 - p)``.
+- :func:`pareto_mask` / :func:`pareto_front`: runs not beaten on both size
+  (smaller is better) and accuracy (larger is better).
+- :func:`report_quality`: all of the above for one JSON report (DESIGN section 5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InvalidInputError
+
+#: relative tolerance for "this read reached the optimum"
+OPTIMUM_RTOL = 1e-6
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def gap_percent(best_energy: float | None, exact_energy: float | None) -> float | None:
+    """Gap of ``best_energy`` above ``exact_energy`` in percent of ``|exact_energy|``.
+
+    0 means the run found the optimum; ``None`` when either energy is unknown.
+    When the optimum is 0 the relative gap is undefined: 0.0 if the energies
+    agree (within 1e-12), ``inf`` otherwise. A negative value means the
+    "exact" reference is not actually optimal.
+    """
+    best, exact = _finite_or_none(best_energy), _finite_or_none(exact_energy)
+    if best is None or exact is None:
+        return None
+    diff = best - exact
+    if abs(exact) <= 1e-12:
+        if abs(diff) <= 1e-12:
+            return 0.0
+        return math.copysign(math.inf, diff)
+    return 100.0 * diff / abs(exact)
+
+
+def _tolerance(optimum: float, rtol: float) -> float:
+    # relative to |optimum|, but never tighter than rtol in absolute terms (optimum ~ 0)
+    return rtol * max(abs(optimum), 1.0)
+
+
+def success_probability(
+    energies: Sequence[float] | np.ndarray,
+    optimum: float | None = None,
+    *,
+    num_occurrences: Sequence[int] | np.ndarray | None = None,
+    rtol: float = OPTIMUM_RTOL,
+) -> float:
+    """Probability per read of reaching the optimum.
+
+    A read counts when its energy is at most ``optimum + rtol * max(|optimum|, 1)``
+    (a read *below* a best-known optimum also counts). ``optimum=None`` uses the
+    lowest energy seen (the best-known optimum). ``num_occurrences`` weights
+    aggregated samples, as in a dimod SampleSet.
+    """
+    e = np.asarray(energies, dtype=float).ravel()
+    if e.size == 0:
+        raise InvalidInputError(
+            "There are no reads to measure: the energy list is empty."
+        )
+    if num_occurrences is None:
+        w = np.ones_like(e)
+    else:
+        w = np.asarray(num_occurrences, dtype=float).ravel()
+        if w.shape != e.shape:
+            raise InvalidInputError("num_occurrences must have one count per energy.")
+        if (w < 0).any():
+            raise InvalidInputError("num_occurrences cannot be negative.")
+    total = w.sum()
+    if total <= 0:
+        raise InvalidInputError(
+            "There are no reads to measure: all occurrence counts are zero."
+        )
+    finite = np.isfinite(e)
+    if optimum is None:
+        if not finite.any():
+            return 0.0
+        optimum = float(e[finite].min())
+    hit = finite & (e <= float(optimum) + _tolerance(float(optimum), rtol))
+    return float(w[hit].sum() / total)
+
+
+def time_to_solution(t_read: float, p: float, *, target: float = 0.99) -> float:
+    """Expected time to reach the optimum at least once with probability ``target``.
+
+    ``TTS = t_read * ln(1 - target) / ln(1 - p)``, never less than one read:
+    ``inf`` when ``p == 0`` and ``t_read`` when ``p == 1`` (or when a single read
+    already succeeds with probability >= ``target``).
+    """
+    if not 0.0 < target < 1.0:
+        raise InvalidInputError(
+            f"The target confidence must be strictly between 0 and 1, got {target}."
+        )
+    if not 0.0 <= p <= 1.0 or math.isnan(p):
+        raise InvalidInputError(
+            f"A success probability must be between 0 and 1, got {p}."
+        )
+    if t_read < 0 or math.isnan(t_read):
+        raise InvalidInputError(f"The time per read cannot be negative, got {t_read}.")
+    if p == 0.0:
+        return math.inf
+    if p == 1.0:
+        return float(t_read)
+    repeats = math.log(1.0 - target) / math.log1p(-p)
+    return float(t_read) * max(1.0, repeats)
+
+
+def pareto_mask(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """Boolean mask of points not dominated when minimising ``x`` and maximising ``y``.
+
+    A point is dominated if another has ``x' <= x`` and ``y' >= y`` with one
+    strict. Duplicates of a front point are all on the front; points with a
+    missing (NaN) coordinate never are.
+    """
+    xs = np.asarray(x, dtype=float).ravel()
+    ys = np.asarray(y, dtype=float).ravel()
+    if xs.shape != ys.shape:
+        raise InvalidInputError("x and y must have the same length.")
+    mask = np.zeros(xs.shape, dtype=bool)
+    valid = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+    if valid.size == 0:
+        return mask
+    # sort by x ascending, then y descending
+    order = valid[np.lexsort((-ys[valid], xs[valid]))]
+    best_y = -math.inf  # max y over points with strictly smaller x
+    i = 0
+    while i < order.size:
+        j = i
+        gx = xs[order[i]]
+        while j < order.size and xs[order[j]] == gx:
+            j += 1
+        group = order[i:j]
+        gmax = ys[group[0]]
+        if gmax > best_y:
+            mask[group[ys[group] == gmax]] = True
+            best_y = gmax
+        i = j
+    return mask
+
+
+def pareto_front(
+    df: pd.DataFrame,
+    *,
+    x: str = "size_bits_after",
+    y: str = "accuracy_after",
+) -> pd.DataFrame:
+    """The rows of ``df`` on the (minimise ``x``, maximise ``y``) Pareto front, sorted by ``x``."""
+    for col in (x, y):
+        if col not in df.columns:
+            raise InvalidInputError(f"The runs table has no column {col!r}.")
+    if df.empty:
+        return df.copy()
+    mask = pareto_mask(
+        pd.to_numeric(df[x], errors="coerce"), pd.to_numeric(df[y], errors="coerce")
+    )
+    return df.loc[mask].sort_values([x, y], ascending=[True, False])
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(k)
+    return d
+
+
+def total_time_s(report: Mapping[str, Any]) -> float | None:
+    """Sum of the numeric ``timing`` entries of a report (seconds), or None."""
+    timing = report.get("timing")
+    if not isinstance(timing, Mapping):
+        return None
+    values = [_finite_or_none(v) for v in timing.values() if not isinstance(v, bool)]
+    values = [v for v in values if v is not None]
+    return float(sum(values)) if values else None
+
+
+def report_quality(
+    report: Mapping[str, Any], *, target: float = 0.99
+) -> dict[str, float | None]:
+    """Gap to exact (%), probability of the optimum per read and TTS for one report.
+
+    The optimum is the exact energy when known, otherwise the best energy of
+    the run (best-known). The time per read is ``timing.sample_s`` divided by
+    the number of reads. Values that cannot be computed are ``None``.
+    """
+    best = _finite_or_none(_get(report, "best", "energy"))
+    exact = _finite_or_none(_get(report, "exact", "energy"))
+    energies = report.get("energies") or []
+    occurrences = report.get("num_occurrences")
+    out: dict[str, float | None] = {
+        "gap_pct": gap_percent(best, exact),
+        "p_optimum": None,
+        "tts99_s": None,
+    }
+    try:
+        arr = np.asarray(energies, dtype=float).ravel()
+        occ = None
+        if occurrences is not None and len(occurrences) == arr.size:
+            occ = np.asarray(occurrences, dtype=float)
+        if arr.size:
+            optimum = (
+                exact if exact is not None else (best if best is not None else None)
+            )
+            p = success_probability(arr, optimum, num_occurrences=occ)
+            out["p_optimum"] = p
+            reads = float(occ.sum()) if occ is not None else float(arr.size)
+            sample_s = _finite_or_none(_get(report, "timing", "sample_s"))
+            if sample_s is not None and reads > 0:
+                out["tts99_s"] = time_to_solution(sample_s / reads, p, target=target)
+    except (TypeError, ValueError, InvalidInputError):
+        pass
+    return out

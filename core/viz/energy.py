@@ -1,0 +1,131 @@
+"""Energy distributions of the reads of one or several runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.errors import InvalidInputError
+from core.viz._common import OPTIMUM_COLOUR, base_layout, colour, empty_figure
+
+MAX_EXPANDED_READS = 500_000
+
+
+def _runs(
+    energies_by_run: Mapping[str, Sequence[float]],
+    num_occurrences: Mapping[str, Sequence[int]] | None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for label, energies in energies_by_run.items():
+        e = np.asarray(energies, dtype=float).ravel()
+        if num_occurrences is not None and label in num_occurrences:
+            w = np.asarray(num_occurrences[label], dtype=float).ravel()
+            if w.shape != e.shape:
+                raise InvalidInputError(
+                    f"Run {label!r}: num_occurrences needs one count per energy."
+                )
+        else:
+            w = np.ones_like(e)
+        keep = np.isfinite(e) & (w > 0)
+        out[str(label)] = (e[keep], w[keep])
+    return out
+
+
+def _add_optimum(fig: go.Figure, exact: float | None) -> None:
+    if exact is None or not np.isfinite(exact):
+        return
+    fig.add_vline(
+        x=float(exact),
+        line={"color": OPTIMUM_COLOUR, "width": 2, "dash": "dash"},
+        annotation_text=f"exact optimum {float(exact):.6g}",
+        annotation_position="top left",
+    )
+
+
+def energy_histogram(
+    energies_by_run: Mapping[str, Sequence[float]],
+    *,
+    exact: float | None = None,
+    num_occurrences: Mapping[str, Sequence[int]] | None = None,
+    nbins: int = 40,
+    normalize: bool = True,
+    title: str = "Energy of all reads",
+) -> go.Figure:
+    """Overlaid histograms of read energies (one trace per run, shared bins).
+
+    ``num_occurrences[label]`` weights aggregated samples. ``normalize`` shows
+    the fraction of reads (so runs with different read counts compare).
+    ``exact`` draws a dashed vertical line labelled "exact optimum".
+    """
+    runs = _runs(energies_by_run, num_occurrences)
+    if not any(e.size for e, _w in runs.values()):
+        return empty_figure(title, "No energies to show yet.")
+    allv = np.concatenate([e for e, _w in runs.values() if e.size])
+    lo, hi = float(allv.min()), float(allv.max())
+    if exact is not None and np.isfinite(exact):
+        lo, hi = min(lo, float(exact)), max(hi, float(exact))
+    size = (hi - lo) / max(1, nbins) if hi > lo else 1.0
+    fig = go.Figure()
+    for k, (label, (e, w)) in enumerate(runs.items()):
+        if not e.size:
+            continue
+        reps = np.rint(w).astype(np.int64)
+        expanded = np.repeat(e, reps) if reps.sum() <= MAX_EXPANDED_READS else e
+        fig.add_trace(
+            go.Histogram(
+                x=expanded,
+                name=label,
+                xbins={"start": lo - size / 2, "end": hi + size / 2, "size": size},
+                histnorm="probability" if normalize else "",
+                marker={"color": colour(k)},
+                opacity=0.6 if len(runs) > 1 else 0.85,
+                hovertemplate=f"{label}<br>energy: %{{x}}<br>%{{y:.3g}}<extra></extra>",
+            )
+        )
+    _add_optimum(fig, exact)
+    fig.update_xaxes(title_text="energy")
+    fig.update_yaxes(title_text="fraction of reads" if normalize else "reads")
+    return base_layout(fig, title, barmode="overlay", legend={"title": {"text": "run"}})
+
+
+def energy_ecdf(
+    energies_by_run: Mapping[str, Sequence[float]],
+    *,
+    exact: float | None = None,
+    num_occurrences: Mapping[str, Sequence[int]] | None = None,
+    title: str = "Cumulative distribution of read energies",
+) -> go.Figure:
+    """Empirical CDF of read energies per run (step lines), with the exact optimum marked.
+
+    The curve's height at the optimum is the probability of the optimum per read.
+    """
+    runs = _runs(energies_by_run, num_occurrences)
+    if not any(e.size for e, _w in runs.values()):
+        return empty_figure(title, "No energies to show yet.")
+    fig = go.Figure()
+    for k, (label, (e, w)) in enumerate(runs.items()):
+        if not e.size:
+            continue
+        order = np.argsort(e, kind="stable")
+        es, ws = e[order], w[order]
+        uniq, idx = np.unique(es, return_index=True)
+        cum = np.cumsum(ws) / ws.sum()
+        # value of the ECDF after the last occurrence of each unique energy
+        last = np.r_[idx[1:] - 1, es.size - 1]
+        y = cum[last]
+        fig.add_trace(
+            go.Scatter(
+                x=uniq,
+                y=y,
+                mode="lines",
+                line={"shape": "hv", "color": colour(k), "width": 2},
+                name=label,
+                hovertemplate=f"{label}<br>energy ≤ %{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    _add_optimum(fig, exact)
+    fig.update_xaxes(title_text="energy")
+    fig.update_yaxes(title_text="fraction of reads with energy ≤ x", range=[0, 1.02])
+    return base_layout(fig, title, legend={"title": {"text": "run"}})

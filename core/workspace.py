@@ -1,0 +1,104 @@
+"""Resolving a (model, data) pair by name, as the command line and the app do.
+
+A "workspace" is what the user has selected: a model in eval mode plus the
+evaluation and calibration data that fit its input shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from core.data import EvalData, adapt, digits_split, random_data
+from core.errors import InvalidInputError
+from core.evaluate import accuracy_and_loss, measure_latency, size_bits
+from core.models import check_forward, compressible_units, count_parameters, load_model, model_spec
+
+DATA_SOURCES = ("digits", "random")
+
+
+@dataclass
+class Workspace:
+    model_name: str
+    model: nn.Module
+    data: EvalData  # evaluation (test) data
+    calibration: EvalData  # small calibration set for sensitivities / rounding
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.data.input_shape
+
+
+def model_hash(model: nn.Module) -> str:
+    """Content hash of a model's parameters and buffers (cache key)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        buf = io.BytesIO()
+        torch.save(tensor.detach().cpu().contiguous(), buf)
+        h.update(buf.getvalue())
+    return h.hexdigest()[:16]
+
+
+def builtin_data(source: str, input_shape: tuple[int, int, int], *, seed: int = 0) -> tuple[EvalData, EvalData]:
+    """(evaluation, calibration) data for a named source, shaped for ``input_shape``."""
+    if source == "digits":
+        split = digits_split()
+        test, calib = split.test, split.val
+        channels, size = input_shape[0], input_shape[1]
+        if (channels, size, size) != test.input_shape:
+            test, calib = adapt(test, channels, size), adapt(calib, channels, size)
+        return test, calib
+    if source == "random":
+        return (
+            random_data(input_shape, n=256, seed=seed),
+            random_data(input_shape, n=64, seed=seed + 1),
+        )
+    raise InvalidInputError(f"Unknown data source {source!r}; choose one of {', '.join(DATA_SOURCES)}.")
+
+
+def open_workspace(
+    model_name: str,
+    *,
+    data: str | None = None,
+    weights: str = "default",
+    input_size: int | None = None,
+    seed: int = 0,
+) -> Workspace:
+    """Load a zoo model and its data, checked by a forward pass."""
+    spec = model_spec(model_name)
+    channels, h, _ = spec.input_shape
+    size = input_size or h
+    model = load_model(model_name, weights=weights, seed=seed)
+    test, calib = builtin_data(data or spec.default_data, (channels, size, size), seed=seed)
+    check_forward(model, test)
+    return Workspace(model_name, model, test, calib)
+
+
+def evaluate_report(ws: Workspace, *, latency_repeats: int = 20, threads: int = 1) -> dict:
+    """Accuracy, loss, params, size and latency of the workspace's model."""
+    quality = accuracy_and_loss(ws.model, ws.data)
+    latency = measure_latency(ws.model, ws.input_shape, repeats=latency_repeats, threads=threads)
+    return {
+        "model": ws.model_name,
+        "data": ws.data.name,
+        "num_examples": quality.n,
+        "accuracy": quality.accuracy,
+        "loss": quality.loss,
+        "params": count_parameters(ws.model),
+        "size_bits": size_bits(ws.model),
+        "units": [u.as_dict() for u in compressible_units(ws.model)],
+        "latency": latency.as_dict(),
+    }
+
+
+def workspace_key(ws: Workspace) -> str:
+    """Cache key of a workspace: what the model and data contain, not their names."""
+    return f"{model_hash(ws.model)}-{ws.data.content_hash()}-{ws.calibration.content_hash()}"
+
+
+Workspace.cache_key = workspace_key  # type: ignore[attr-defined]

@@ -1,0 +1,281 @@
+"""F1 one-hot formulation: energy vs brute force, the one-hot strength A,
+decoding, budget encodings and the capacity search; paper encoding."""
+
+from __future__ import annotations
+
+import itertools
+
+import dimod
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.errors import InvalidInputError
+from core.formulations.exact import exact_reference, solve_bruteforce
+from core.formulations.mixed_precision import (
+    MixedPrecisionProblem,
+    formulate_mixed_precision,
+    random_problem,
+    variable_label,
+)
+
+
+def _feasible_states(problem: MixedPrecisionProblem):
+    return itertools.product(*[range(len(o)) for o in problem.options])
+
+
+def _objective(problem, choice, lambda_bits, lambda_sparsity):
+    """DESIGN F1's energy of a one-hot state, written out independently."""
+    C, N = 32 * sum(problem.params), sum(problem.params)
+    e = 0.0
+    for u, k in enumerate(choice):
+        e += problem.distortion[u][k] + lambda_bits * problem.cost_bits[u][k] / C
+        e += lambda_sparsity * problem.kept_params[u][k] / N
+    chosen = {(problem.units[u], problem.options[u][k]) for u, k in enumerate(choice)}
+    for (u, k, v, m), j in problem.pairwise.items():
+        if (u, k) in chosen and (v, m) in chosen:
+            e += j
+    return e
+
+
+def _sample_of(problem, choice):
+    return {
+        variable_label(name, k): int(i == choice[u])
+        for u, (name, opts) in enumerate(zip(problem.units, problem.options))
+        for i, k in enumerate(opts)
+    }
+
+
+@pytest.mark.parametrize("pairwise", [False, True])
+def test_energy_of_every_feasible_state_matches_design_formula(pairwise):
+    problem = random_problem(3, "prune,2,8,keep", pairwise=pairwise, seed=3)
+    f = formulate_mixed_precision(problem, lambda_bits=0.7, lambda_sparsity=0.3)
+    for choice in _feasible_states(problem):
+        sample = _sample_of(problem, choice)
+        assert f.bqm.energy(sample) == pytest.approx(_objective(problem, choice, 0.7, 0.3), abs=1e-9)
+        decision = f.decode(sample)
+        assert decision.feasible and not decision.violations
+        assert decision.choices == {
+            u: (o if o in ("prune", "keep") else int(o))
+            for u, o in zip(problem.units, [problem.options[u][k] for u, k in enumerate(choice)])
+        }
+
+
+def test_labels_groups_and_tables():
+    problem = random_problem(3, "prune,4,keep", seed=1)
+    f = formulate_mixed_precision(problem, lambda_bits=0.5)
+    groups = f.params["onehot_groups"]
+    assert groups[0] == ["layer0@prune", "layer0@4", "layer0@keep"]
+    assert groups[-1] == ["layer2@4", "layer2@keep"]  # last unit is not prunable: no variable
+    assert sorted(v for g in groups for v in g) == sorted(f.bqm.variables)
+    row = f.tables["units"][0]
+    assert row["name"] == "layer0" and row["params"] == problem.params[0]
+    assert [o["option"] for o in row["options"]] == ["prune", 4, "keep"]
+    for o, k in zip(row["options"], range(3)):
+        assert o["energy"] == pytest.approx(f.bqm.get_linear(groups[0][k]) + f.params["one_hot_strength"])
+    assert f.tables["budget_bits"] is None and f.tables["lambda_bits"] == 0.5
+
+
+def test_decode_reports_violations_and_repairs():
+    problem = random_problem(2, "prune,4,keep", seed=0)
+    f = formulate_mixed_precision(problem)
+    sample = {v: 0 for v in f.bqm.variables}
+    sample["layer0@4"] = sample["layer0@keep"] = 1
+    d = f.decode(sample)
+    assert not d.feasible and len(d.violations) == 2
+    assert "layer0: 2 options chosen" in d.violations[0] and "layer1: no option chosen" in d.violations[1]
+    assert set(d.details["repaired"]) == {"layer0", "layer1"}
+    assert d.choices["layer0"] in (4, "keep")
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_units=st.integers(1, 3),
+    n_opts=st.integers(1, 3),
+    data=st.data(),
+)
+def test_onehot_strength_lets_no_infeasible_state_win(n_units, n_opts, data):
+    """Brute force: the best infeasible state is worse than the best feasible one."""
+    vals = st.floats(-5, 5, allow_nan=False, allow_infinity=False)
+    units = [f"u{i}" for i in range(n_units)]
+    options = [[str(b) for b in range(1, n_opts + 1)] for _ in units]
+    params = [data.draw(st.integers(1, 1000)) for _ in units]
+    dist = [[data.draw(vals) for _ in o] for o in options]
+    cost = [[b * p for b in range(1, n_opts + 1)] for p in params]
+    pairwise = {}
+    if data.draw(st.booleans()):
+        for i in range(n_units - 1):
+            for k in options[i]:
+                for m in options[i + 1]:
+                    pairwise[(units[i], k, units[i + 1], m)] = data.draw(vals)
+    problem = MixedPrecisionProblem(units, params, options, dist, cost, [list(params[u:u+1]) * n_opts for u in range(n_units)], pairwise)
+    f = formulate_mixed_precision(
+        problem, lambda_bits=data.draw(st.floats(0, 10)), lambda_sparsity=data.draw(st.floats(0, 10))
+    )
+    sampleset = dimod.ExactSolver().sample(f.bqm)
+    best_feasible = min(e for s, e in sampleset.data(["sample", "energy"]) if f.decode(s).feasible)
+    infeasible = [e for s, e in sampleset.data(["sample", "energy"]) if not f.decode(s).feasible]
+    assert min(infeasible) > best_feasible
+
+
+def test_plain_max_minus_min_strength_would_not_be_enough():
+    """The docstring's counterexample: equal positive costs need A > min h."""
+    problem = MixedPrecisionProblem(["u"], [1], [["4", "8"]], [[5.0, 5.0]], [[4, 8]], [[1, 1]])
+    f = formulate_mixed_precision(problem, lambda_bits=0.0)
+    assert f.params["one_hot_strength"] > 5.0
+    assert f.bqm.energy({"u@4": 0, "u@8": 0}) > 5.0
+
+
+@pytest.mark.parametrize("pairwise", [False, True])
+@pytest.mark.parametrize("ratio", [0.15, 0.35])
+def test_both_budget_encodings_meet_the_budget(pairwise, ratio):
+    problem = random_problem(3, "prune,2,8,keep", pairwise=pairwise, seed=7)
+    budget = ratio * problem.uncompressed_bits
+    cap = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=ratio)
+    slack = formulate_mixed_precision(problem, lambda_bits=0.0, budget_bits=budget, budget_encoding="slack",
+                                      slack_resolution=30)
+    assert slack.params["slack_variables"] and slack.num_variables <= 20
+    for f in (cap, slack):
+        assert f.tables["budget_bits"] == int(budget)
+        _energy, sample = solve_bruteforce(f.bqm)
+        decision = f.decode(sample)
+        assert decision.feasible, decision.violations
+        assert decision.details["size_bits"] <= budget
+    # the slack QUBO's ground state is the optimum over one-hot states within the
+    # budget at the (conservatively rounded) integer costs the constraint uses
+    model = slack.params["onehot_model"]
+    best = min(
+        _objective(problem, c, 0.0, 0.0) for c in _feasible_states(problem) if model.total_cost(c) <= model.budget
+    )
+    ground, sample = solve_bruteforce(slack.bqm)
+    assert ground == pytest.approx(best, abs=1e-9)
+    assert slack.decode(sample).details["objective"] == pytest.approx(best, abs=1e-9)
+    assert exact_reference(slack)["energy"] == pytest.approx(best, abs=1e-9)
+
+
+def test_capacity_search_is_monotone_and_tight():
+    problem = random_problem(8, pairwise=True, seed=11)
+    sizes = []
+    for lam in [0.0, 0.01, 0.1, 1.0, 10.0, 100.0]:
+        f = formulate_mixed_precision(problem, lambda_bits=lam)
+        sizes.append(exact_reference(f)["decision"].details["size_bits"])
+    assert sizes == sorted(sizes, reverse=True)
+    f = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)
+    trace = f.params["capacity_trace"]
+    assert trace[0]["lambda_bits"] == 0.0 and trace[0]["size_bits"] > f.tables["budget_bits"]
+    by_lambda = sorted((t["lambda_bits"], t["size_bits"]) for t in trace)
+    assert [s for _, s in by_lambda] == sorted((s for _, s in by_lambda), reverse=True)
+    assert f.tables["lambda_bits"] > 0
+    below = [t for t in trace if t["lambda_bits"] < f.tables["lambda_bits"] * (1 - 1e-3)]
+    assert all(t["size_bits"] > f.tables["budget_bits"] for t in below)
+    assert exact_reference(f)["decision"].details["size_bits"] <= f.tables["budget_bits"]
+
+
+def test_budget_already_met_keeps_lambda_and_impossible_budget_is_refused():
+    problem = random_problem(4, seed=2)
+    f = formulate_mixed_precision(problem, lambda_bits=0.5, budget_ratio=1.0)
+    assert f.tables["lambda_bits"] == 0.5
+    with pytest.raises(InvalidInputError, match="below the smallest size"):
+        formulate_mixed_precision(problem, budget_bits=problem.min_bits - 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lambda_bits": -1}, "lambda_bits"),
+        ({"lambda_sparsity": float("nan")}, "lambda_sparsity"),
+        ({"budget_encoding": "penalty"}, "budget_encoding"),
+        ({"budget_bits": 1e9, "budget_ratio": 0.5}, "either"),
+        ({"budget_ratio": 4}, "fraction"),
+        ({"slack_resolution": 0}, "slack_resolution"),
+    ],
+)
+def test_invalid_parameters_are_plain_errors(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        formulate_mixed_precision(random_problem(2, seed=0), **kwargs)
+
+
+def test_sampler_finds_the_exact_optimum_on_a_small_instance():
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    problem = random_problem(6, pairwise=True, seed=5)
+    f = formulate_mixed_precision(problem, lambda_bits=1.0)
+    ref = exact_reference(f)
+    ss = SimulatedAnnealingSampler().sample(f.bqm, num_reads=30, seed=1)
+    assert ss.first.energy == pytest.approx(ref["energy"], abs=1e-9)
+    assert f.decode(ss.first.sample).choices == ref["decision"].choices
+
+
+# ----------------------------------------------------------------------------- paper encoding
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from core.data import digits_split
+    from core.models import load_model
+
+    return load_model("digits-cnn"), digits_split().val
+
+
+def test_paper_encoding_variables_energy_and_decode(digits):
+    from core.formulations.paper_encoding import build_paper_encoding
+    from core.sensitivity import measure_sensitivity
+
+    model, val = digits
+    sens = measure_sensitivity(model, val, options="prune,2,4,8")
+    f = build_paper_encoding(model, sens, beta=1.0, gamma=0.5)
+    p = f.params["prune_variables"]
+    assert len(p["conv1"]) == 16 and len(p["conv2"]) == 32 and p["fc"] == []  # classifier not prunable
+    assert f.params["bit_variables"]["conv1"] == ["conv1#q0", "conv1#q1", "conv1#q2"]
+    zero = {v: 0 for v in f.bqm.variables}
+    assert f.bqm.energy(zero) == pytest.approx(0.0)
+    d = f.decode(zero)
+    assert d.choices == {"conv1": 8, "conv2": 8, "fc": 8} and d.feasible
+    # all conv1 filters pruned and 7 bits removed from conv2 (-> 1 bit, rounded up to 2)
+    s = dict(zero, **{v: 1 for v in p["conv1"]}, **{v: 1 for v in f.params["bit_variables"]["conv2"]})
+    d = f.decode(s)
+    assert d.choices["conv1"] == "prune" and d.choices["conv2"] == 2 and d.details["raw_bits"]["conv2"] == 1
+    # one filter pruned: a mask, and the energy terms by hand (L_p = a^2/Z_p, R = f*b_max/Z_R)
+    s = dict(zero, **{p["conv2"][3]: 1})
+    d = f.decode(s)
+    assert d.details["filter_masks"]["conv2"][3] and sum(d.details["filter_masks"]["conv2"]) == 1
+    w = model.conv2.weight.detach()
+    a = w.reshape(32, -1).abs().mean(1).double()
+    z = f.params["normalisers"]
+    expected = float(a[3] ** 2) / z["L_p"] - 0.5 * 144 * 8 / z["R"]
+    assert f.bqm.energy(s) == pytest.approx(expected, rel=1e-6)
+
+
+def test_paper_encoding_meets_a_budget(digits):
+    from core.formulations.paper_encoding import build_paper_encoding
+    from core.sensitivity import measure_sensitivity
+
+    model, val = digits
+    sens = measure_sensitivity(model, val, options="prune,2,4,8")
+    f = build_paper_encoding(model, sens, gamma=0.05, budget_ratio=0.1, seed=0)
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    ss = SimulatedAnnealingSampler().sample(f.bqm, num_reads=20, seed=0)
+    d = f.decode(ss.first.sample)
+    assert d.feasible and d.details["size_bits"] <= f.tables["budget_bits"]
+    with pytest.raises(InvalidInputError, match="capacity"):
+        build_paper_encoding(model, sens, budget_ratio=0.1, budget_encoding="slack")
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"pairwise": True}, {"groups": 2, "budget_ratio": 0.2}])
+def test_build_on_digits_cnn_end_to_end(digits, kwargs):
+    from core.compress.mixed_precision import apply_decision, decision_size_bits
+    from core.formulations.mixed_precision import build_mixed_precision
+
+    model, val = digits
+    f = build_mixed_precision(model, val, options="prune,2,4,8,keep", lambda_bits=0.5, seed=0, **kwargs)
+    assert f.method == "mixed-precision" and f.tables["sensitivity_method"] == "measured"
+    assert len(f.params["onehot_groups"]) == len(f.tables["units"])
+    ref = exact_reference(f)
+    d = ref["decision"]
+    assert d.feasible
+    assert decision_size_bits(model, d) == d.details["size_bits"]
+    compressed = apply_decision(model, d)
+    assert sum(p.numel() for p in compressed.parameters()) == sum(p.numel() for p in model.parameters())
+    if f.tables["budget_bits"] is not None:
+        assert d.details["size_bits"] <= f.tables["budget_bits"]

@@ -1,0 +1,435 @@
+"""Run history (core.store) and run-quality analysis."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.errors import InvalidInputError, QCLError
+from core.store import (
+    SUMMARY_COLUMNS,
+    RunNotFoundError,
+    RunStore,
+    StoreError,
+    default_db_url,
+    gap_percent,
+    pareto_front,
+    pareto_mask,
+    report_quality,
+    strip_secrets,
+    success_probability,
+    time_to_solution,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_report(**overrides: Any) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "model": "digits-cnn",
+        "method": "mixed-precision",
+        "sampler": "sa",
+        "seed": 7,
+        "params": {"num_reads": 4, "num_sweeps": 100},
+        "qubo": {"num_variables": 12, "num_interactions": 30},
+        "energies": [-3.0, -3.0, -2.5, -1.0],
+        "best": {
+            "energy": -3.0,
+            "feasible": True,
+            "decision": {"conv1": 4, "fc": "prune"},
+            "sample": {"a": 1},
+        },
+        "exact": {"energy": -3.0, "method": "milp"},
+        "metrics": {
+            "accuracy_before": 0.98,
+            "accuracy_after": 0.95,
+            "size_bits_before": 3200,
+            "size_bits_after": 800,
+            "compression_ratio": 4.0,
+            "sparsity": 0.25,
+            "latency_ms_before": 1.0,
+            "latency_ms_after": 0.8,
+        },
+        "timing": {"build_s": 0.5, "embed_s": 0.0, "sample_s": 0.4, "evaluate_s": 0.1},
+        "units": [
+            {
+                "name": "conv1",
+                "params": 100,
+                "options": [{"option": 4, "distortion": 0.1, "cost_bits": 400}],
+            }
+        ],
+    }
+    report.update(overrides)
+    return report
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.sqlite'}"
+
+
+# ----------------------------------------------------------------------------- persistence
+
+
+def test_add_get_roundtrip_and_fresh_instance(db_url: str) -> None:
+    report = make_report()
+    store = RunStore(db_url)
+    run_id = store.add(report, name="first")
+    assert store.get(run_id) == json.loads(json.dumps(report))
+    store.close()
+
+    fresh = RunStore(db_url)  # a new process would do exactly this
+    assert fresh.count() == 1
+    assert fresh.get(run_id) == json.loads(json.dumps(report))
+    [summary] = fresh.list()
+    assert summary.id == run_id and summary.name == "first"
+    assert (
+        summary.model == "digits-cnn" and summary.sampler == "sa" and summary.seed == 7
+    )
+    assert summary.best_energy == -3.0 and summary.exact_energy == -3.0
+    assert summary.accuracy_after == 0.95 and summary.size_bits_after == 800
+    assert summary.compression_ratio == 4.0
+    assert summary.total_time_s == pytest.approx(1.0)
+    assert summary.num_variables == 12 and summary.feasible is True
+    assert summary.gap_pct == 0.0
+    assert summary.p_optimum == pytest.approx(0.5)
+    assert summary.tts99_s == pytest.approx(0.1 * math.log(0.01) / math.log(0.5))
+    assert summary.created_at.tzinfo is not None
+    assert fresh.get_params(run_id) == {"num_reads": 4, "num_sweeps": 100}
+
+
+def test_numpy_values_and_missing_sections_are_accepted(db_url: str) -> None:
+    store = RunStore(db_url)
+    run_id = store.add(
+        {
+            "model": "m",
+            "energies": np.array([1.0, 2.0]),
+            "best": {"energy": np.float64(1.0)},
+            "seed": np.int64(3),
+        }
+    )
+    assert store.get(run_id)["energies"] == [1.0, 2.0]
+    [s] = store.list()
+    assert (
+        s.best_energy == 1.0
+        and s.seed == 3
+        and s.exact_energy is None
+        and s.gap_pct is None
+    )
+    assert s.accuracy_after is None and s.total_time_s is None
+    # the default name says what ran
+    assert s.name.startswith("m ")
+
+
+def test_list_order_limit_filters_and_dataframe(db_url: str) -> None:
+    store = RunStore(db_url)
+    ids = [
+        store.add(make_report(sampler="sa"), name="alpha"),
+        store.add(make_report(sampler="tabu"), name="beta"),
+        store.add(make_report(sampler="sa", model="digits-mlp"), name="Gamma ray"),
+    ]
+    assert [s.id for s in store.list()] == ids[::-1]
+    assert [s.id for s in store.list(limit=2)] == ids[:0:-1]
+    assert [s.id for s in store.list(filters={"sampler": "sa"})] == [ids[2], ids[0]]
+    assert [s.id for s in store.list(sampler=["tabu"], newest_first=False)] == [ids[1]]
+    assert [s.id for s in store.list(name_contains="gamma")] == [ids[2]]
+    assert [s.id for s in store.list(ids=[ids[0], 999])] == [ids[0]]
+    assert store.count(model="digits-mlp") == 1
+    assert store.count() == 3 == len(store)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    assert store.list(created_after=future) == []
+    assert len(store.list(created_before=future)) == 3
+    with pytest.raises(InvalidInputError, match="Unknown run filter"):
+        store.list(colour="red")
+    df = store.dataframe()
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.columns) == list(SUMMARY_COLUMNS)
+    assert df["id"].tolist() == ids[::-1]
+    assert df.loc[df["id"] == ids[1], "sampler"].item() == "tabu"
+    assert store.get_many([ids[2], 12345, ids[0]]).keys() == {ids[2], ids[0]}
+
+
+def test_rename_and_delete(db_url: str) -> None:
+    store = RunStore(db_url)
+    a = store.add(make_report(), name="a")
+    b = store.add(make_report(), name="b")
+    store.rename(a, "  renamed run  ")
+    assert RunStore(db_url).list(ids=[a])[0].name == "renamed run"
+    with pytest.raises(InvalidInputError):
+        store.rename(a, "   ")
+    store.delete(b)
+    assert store.count() == 1
+    with pytest.raises(RunNotFoundError, match=f"no run {b}"):
+        store.get(b)
+    with pytest.raises(RunNotFoundError):
+        store.delete(b)
+    with pytest.raises(RunNotFoundError):
+        store.rename(b, "x")
+    assert isinstance(RunNotFoundError("x"), QCLError)
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def test_tokens_are_never_stored(db_url: str, tmp_path: Path) -> None:
+    secret = "DEV-0123456789abcdef"
+    report = make_report(
+        params={
+            "num_reads": 10,
+            "token": secret,
+            "DWAVE_API_TOKEN": secret,
+            "solver": {"Token": secret, "name": "x"},
+        },
+        sampler_info={
+            "leap": [{"api_token": secret, "region": "na-west-1"}],
+            "AuthTokenValue": secret,
+        },
+    )
+    store = RunStore(db_url)
+    run_id = store.add(report, params={"chain_strength": 2.0, "sapi_token": secret})
+    saved = store.get(run_id)
+    assert saved["params"] == {"num_reads": 10, "solver": {"name": "x"}}
+    assert saved["sampler_info"] == {"leap": [{"region": "na-west-1"}]}
+    assert store.get_params(run_id) == {"chain_strength": 2.0}
+    store.close()
+    raw = (tmp_path / "runs.sqlite").read_bytes()
+    wal = tmp_path / "runs.sqlite-wal"
+    if wal.exists():
+        raw += wal.read_bytes()
+    assert secret.encode() not in raw
+    # the caller's report is left untouched
+    assert report["params"]["token"] == secret
+
+
+def test_strip_secrets_is_json_ready() -> None:
+    cleaned = strip_secrets(
+        {"a": (1, 2), "b": {3, 1}, "c": np.float32(0.5), "TOKEN": "x", 5: "five"}
+    )
+    assert cleaned == {"a": [1, 2], "b": [1, 3], "c": 0.5, "5": "five"}
+    json.dumps(cleaned)
+
+
+# ----------------------------------------------------------------------------- locations and errors
+
+
+def test_default_url_uses_data_folder_and_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("QCL_DB_URL", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    expected = tmp_path / "xdg" / "qubo-compression-lab" / "runs.sqlite"
+    assert default_db_url() == f"sqlite:///{expected}"
+    store = RunStore()
+    store.add(make_report())
+    assert expected.is_file()  # folders were created
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert (
+        default_db_url()
+        == f"sqlite:///{tmp_path / 'home/.local/share/qubo-compression-lab/runs.sqlite'}"
+    )
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    monkeypatch.setenv("QCL_DB_URL", other)
+    assert default_db_url() == other
+    assert RunStore().count() == 0
+
+
+def test_in_memory_store() -> None:
+    store = RunStore("sqlite://")
+    store.add(make_report())
+    assert store.count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url at all", "nosuchdb://user@host/db", "sqlite+nodriver:///x.db"]
+)
+def test_bad_url_is_a_plain_error(url: str) -> None:
+    with pytest.raises(InvalidInputError, match="run-history address"):
+        RunStore(url)
+
+
+def test_unreadable_database_is_a_plain_error(tmp_path: Path) -> None:
+    bad = tmp_path / "runs.sqlite"
+    bad.write_bytes(b"this is not a database, just some text " * 200)
+    with pytest.raises(StoreError, match="not a SQLite database or is damaged") as info:
+        RunStore(f"sqlite:///{bad}")
+    assert isinstance(info.value, QCLError)
+    with pytest.raises(StoreError, match="is a folder"):
+        RunStore(f"sqlite:///{tmp_path}")
+
+
+def test_password_is_hidden_in_messages() -> None:
+    with pytest.raises(QCLError) as info:
+        RunStore("postgresql+nodriver://user:hunter2@localhost/db")
+    assert "hunter2" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_writers_threads(db_url: str) -> None:
+    RunStore(db_url)  # create the schema once
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            store = RunStore(db_url)
+            for i in range(15):
+                store.add(make_report(seed=k * 100 + i))
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store = RunStore(db_url)
+    assert store.count() == 60
+    assert sorted(s.seed for s in store.list(limit=None)) == sorted(
+        k * 100 + i for k in range(4) for i in range(15)
+    )
+
+
+def test_concurrent_writers_processes(db_url: str) -> None:
+    script = (
+        "import sys\n"
+        "from core.store import RunStore\n"
+        "s = RunStore(sys.argv[1])\n"
+        "for i in range(10):\n"
+        "    s.add({'model': 'p', 'seed': int(sys.argv[2]) * 100 + i, 'best': {'energy': -1.0}})\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url, str(k)],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+        )
+        for k in range(3)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+    store = RunStore(db_url)
+    assert store.count(model="p") == 30
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def test_gap_percent() -> None:
+    assert gap_percent(-95.0, -100.0) == pytest.approx(5.0)
+    assert gap_percent(-100.0, -100.0) == 0.0
+    assert gap_percent(110.0, 100.0) == pytest.approx(10.0)
+    assert gap_percent(-1.0, None) is None
+    assert gap_percent(None, -1.0) is None
+    assert gap_percent(0.0, 0.0) == 0.0
+    assert gap_percent(0.5, 0.0) == math.inf
+    assert gap_percent(-101.0, -100.0) == pytest.approx(
+        -1.0
+    )  # reference was not optimal
+
+
+def test_success_probability() -> None:
+    assert success_probability([-2.0, -2.0, -1.0, 0.0], -2.0) == 0.5
+    # within 1e-6 relative counts, 1e-5 relative does not
+    assert success_probability([-1000.0 + 5e-4, -1000.0 + 2e-2], -1000.0) == 0.5
+    # occurrences weight aggregated samples
+    assert success_probability([-2.0, -1.0], -2.0, num_occurrences=[1, 3]) == 0.25
+    # without an optimum the best energy seen is the best-known optimum
+    assert success_probability([3.0, 1.0, 1.0, 2.0]) == 0.5
+    assert success_probability([0.0, 1e-9, 1.0], 0.0) == pytest.approx(2 / 3)
+    assert success_probability([-1.0, -1.0], -5.0) == 0.0
+    # a read below a best-known optimum reached it
+    assert success_probability([-6.0, -1.0], -5.0) == 0.5
+    with pytest.raises(InvalidInputError):
+        success_probability([], -1.0)
+    with pytest.raises(InvalidInputError):
+        success_probability([1.0, 2.0], 1.0, num_occurrences=[1])
+
+
+def test_time_to_solution() -> None:
+    assert time_to_solution(2.0, 0.0) == math.inf
+    assert time_to_solution(2.0, 1.0) == 2.0
+    assert time_to_solution(2.0, 0.1) == pytest.approx(
+        2.0 * math.log(0.01) / math.log(0.9)
+    )
+    assert time_to_solution(1e-3, 0.5) == pytest.approx(1e-3 * 6.643856189774724)
+    # never less than one read
+    assert time_to_solution(2.0, 0.999) == 2.0
+    assert time_to_solution(1.0, 0.5, target=0.5) == pytest.approx(1.0)
+    for bad in (-0.1, 1.1, float("nan")):
+        with pytest.raises(InvalidInputError):
+            time_to_solution(1.0, bad)
+    with pytest.raises(InvalidInputError):
+        time_to_solution(-1.0, 0.5)
+    with pytest.raises(InvalidInputError):
+        time_to_solution(1.0, 0.5, target=1.0)
+
+
+def test_report_quality_without_exact_uses_best_known() -> None:
+    q = report_quality(
+        make_report(
+            exact=None, energies=[-1.0, -3.0, -3.0, -3.0], num_occurrences=[1, 1, 1, 1]
+        )
+    )
+    assert q["gap_pct"] is None
+    assert q["p_optimum"] == 0.75
+    assert q["tts99_s"] == pytest.approx(0.1 * math.log(0.01) / math.log(0.25))
+    assert report_quality({"best": {"energy": 1.0}}) == {
+        "gap_pct": None,
+        "p_optimum": None,
+        "tts99_s": None,
+    }
+
+
+def test_pareto_mask_and_front() -> None:
+    size = [100, 200, 200, 300, 50, 400, float("nan"), 50]
+    acc = [0.90, 0.95, 0.93, 0.95, 0.80, 0.99, 0.99, 0.80]
+    mask = pareto_mask(size, acc)
+    # 50/0.80 (twice, duplicates stay), 100/0.90, 200/0.95, 400/0.99
+    assert mask.tolist() == [True, True, False, False, True, True, False, True]
+    df = pd.DataFrame({"id": range(8), "size_bits_after": size, "accuracy_after": acc})
+    front = pareto_front(df)
+    assert front["size_bits_after"].tolist() == [50, 50, 100, 200, 400]
+    assert pareto_front(df.iloc[:0]).empty
+    with pytest.raises(InvalidInputError):
+        pareto_front(df, x="nope")
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20), st.integers(0, 20)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_pareto_mask_property(points: list[tuple[int, int]]) -> None:
+    x = np.array([p[0] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    mask = pareto_mask(x, y)
+
+    def dominates(i: int, j: int) -> bool:
+        return x[i] <= x[j] and y[i] >= y[j] and (x[i] < x[j] or y[i] > y[j])
+
+    n = len(points)
+    for j in range(n):
+        dominated = any(dominates(i, j) for i in range(n))
+        assert mask[j] == (not dominated)

@@ -1,0 +1,70 @@
+"""Session state, cached loaders and the one place errors become messages."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from core.errors import QCLError
+
+T = TypeVar("T")
+
+WORKSPACE = "workspace"  # the selected model + data (core.workspace.Workspace)
+MODEL_REPORT = "model_report"  # evaluate_report of the selected workspace
+
+
+def guarded(fn: Callable[..., T], *args: Any, action: str = "That step", **kwargs: Any) -> T | None:
+    """Call ``fn``; on failure show a plain message in the page and return None.
+
+    The caller keeps its previous state untouched when None comes back, so a
+    failed step never wipes earlier results.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except QCLError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except MemoryError:
+        st.error(f"{action} ran out of memory. Try a smaller model, fewer groups or fewer reads.",
+                 icon=":material/error:")
+    except Exception as exc:  # noqa: BLE001 - never a traceback in the page
+        st.error(
+            f"{action} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Your earlier results are unchanged.",
+            icon=":material/error:",
+        )
+    return None
+
+
+def content_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def page_intro(title: str, text: str) -> None:
+    st.title(title)
+    st.caption(text)
+
+
+def current_workspace():
+    return st.session_state.get(WORKSPACE)
+
+
+def require_workspace():
+    """The selected workspace, or a pointer to the Model page (and stop)."""
+    ws = current_workspace()
+    if ws is None:
+        st.info("Choose a model first on the **Model** page.", icon=":material/arrow_back:")
+        st.page_link("pages/model.py", label="Go to Model", icon=":material/model_training:")
+        st.stop()
+    return ws
+
+
+def human_bits(bits: float) -> str:
+    value = bits / 8
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.1f} {unit}" if unit != "B" else f"{value:,.0f} B"
+        value /= 1024
+    return f"{value:.1f} GiB"
