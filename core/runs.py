@@ -216,6 +216,34 @@ def _is_plain(value: Any) -> bool:
     )
 
 
+def complete_run(ws: Workspace, formulation: Formulation, *, sampler: str = "sa", num_reads: int = 100,
+                 seed: int = 0, sampler_params: Mapping[str, Any] | None = None,
+                 sampler_config: Mapping[str, Any] | None = None, compute_exact: bool = True,
+                 latency_repeats: int = 20, build_s: float = 0.0,
+                 stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Solve an already built formulation, compress, evaluate and report.
+
+    ``stage(message)`` is called as each stage starts (for progress display).
+    """
+    stage = stage or (lambda message: None)
+    stage(f"Sampling with {sampler} ({num_reads} reads)")
+    solved = solve_formulation(formulation, sampler, num_reads=num_reads, seed=seed, config=sampler_config,
+                               **dict(sampler_params or {}))
+    sample, decision = best_decision(formulation, solved.sampleset)
+    stage("Computing the exact reference")
+    exact = exact_reference(formulation) if compute_exact else None
+    stage("Compressing and evaluating the model")
+    t1 = time.perf_counter()
+    compressed = compress(ws, formulation, decision)
+    metrics = evaluate_pair(ws, compressed, compressed_size_bits(ws, formulation, decision),
+                            latency_repeats=latency_repeats)
+    evaluate_s = time.perf_counter() - t1
+    timing = {"build_s": build_s, "embed_s": solved.timing.get("embed_s", 0.0),
+              "sample_s": solved.timing.get("sample_s", 0.0), "evaluate_s": evaluate_s}
+    return build_report(model=ws.model_name, formulation=formulation, solved=solved, sample=sample,
+                        decision=decision, exact=exact, metrics=metrics, timing=timing, data=ws.data.name)
+
+
 def run(ws: Workspace, *, method: str = "mixed-precision", sampler: str = "sa", num_reads: int = 100,
         seed: int = 0, formulation_options: Mapping[str, Any] | None = None,
         sampler_params: Mapping[str, Any] | None = None, compute_exact: bool = True,
@@ -224,18 +252,9 @@ def run(ws: Workspace, *, method: str = "mixed-precision", sampler: str = "sa", 
     t0 = time.perf_counter()
     formulation = formulate(ws, method, seed=seed, progress=progress, **dict(formulation_options or {}))
     build_s = time.perf_counter() - t0
-    solved = solve_formulation(formulation, sampler, num_reads=num_reads, seed=seed, **dict(sampler_params or {}))
-    sample, decision = best_decision(formulation, solved.sampleset)
-    exact = exact_reference(formulation) if compute_exact else None
-    t1 = time.perf_counter()
-    compressed = compress(ws, formulation, decision)
-    metrics = evaluate_pair(ws, compressed, compressed_size_bits(ws, formulation, decision),
-                            latency_repeats=latency_repeats)
-    evaluate_s = time.perf_counter() - t1
-    timing = {"build_s": build_s, "embed_s": solved.timing.get("embed_s", 0.0),
-              "sample_s": solved.timing.get("sample_s", 0.0), "evaluate_s": evaluate_s}
-    report = build_report(model=ws.model_name, formulation=formulation, solved=solved, sample=sample,
-                          decision=decision, exact=exact, metrics=metrics, timing=timing, data=ws.data.name)
+    report = complete_run(ws, formulation, sampler=sampler, num_reads=num_reads, seed=seed,
+                          sampler_params=sampler_params, compute_exact=compute_exact,
+                          latency_repeats=latency_repeats, build_s=build_s)
     return report, formulation
 
 

@@ -102,3 +102,27 @@ def workspace_key(ws: Workspace) -> str:
 
 
 Workspace.cache_key = workspace_key  # type: ignore[attr-defined]
+
+
+def workspace_from_model(
+    name: str,
+    model: nn.Module,
+    *,
+    data: str | EvalData,
+    input_shape: tuple[int, int, int] | None = None,
+    calibration_size: int = 256,
+    seed: int = 0,
+) -> Workspace:
+    """A workspace for a model the user brought, checked by a forward pass.
+
+    ``data`` is a built-in source name (then ``input_shape`` says how to shape
+    it) or uploaded :class:`EvalData` (a seeded subset of it calibrates).
+    """
+    if isinstance(data, EvalData):
+        test, calib = data, data.subset(calibration_size, seed=seed)
+    else:
+        if input_shape is None:
+            raise InvalidInputError("Say which input shape (channels, height, width) the model expects.")
+        test, calib = builtin_data(data, input_shape, seed=seed)
+    check_forward(model.eval(), test)
+    return Workspace(name, model, test, calib)

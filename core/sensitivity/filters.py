@@ -82,10 +82,11 @@ class FilterStats:
 
 
 def conv_layer_names(model: nn.Module, layers: Iterable[str] | None = None) -> list[str]:
-    """The prunable conv layers (``kind == "conv"`` and safe to prune) of
-    ``model``, or the given ``layers`` after checking each one is such a layer."""
+    """The conv layers (``kind == "conv"``, groups = 1, not the model output)
+    of ``model``, or the given ``layers`` after checking each one is such a layer."""
     units = {u.name: u for u in compressible_units(model)}
-    candidates = [u.name for u in units.values() if u.kind == "conv" and u.safe_to_prune]
+    # residual-joined convs are included: their filters are masked instead of removed
+    candidates = [u.name for u in units.values() if u.kind == "conv" and u.reason != "produces the class scores"]
     if layers is None:
         if not candidates:
             raise InvalidInputError("The model has no ordinary Conv2d layer whose filters can be pruned.")

@@ -1,0 +1,867 @@
+"""F2 — hybrid filter pruning: QUBO + capacity search + tensor-train refinement.
+
+The QUBO (DESIGN section 3, F2)
+-------------------------------
+For one conv layer with C filters, ``x[i] = 1`` keeps filter i and K filters
+are to be kept::
+
+    E(x) = - sum_i I[i] x[i] + mu * sum_{i<j} S[i,j] x[i] x[j]
+           + P (sum_i x[i] - K)^2 - lambda * sum_i x[i]
+
+``I`` is the importance (first-order Taylor, Fisher or L1 norm, from
+:mod:`core.sensitivity.filters`) and ``S`` the redundancy (|Pearson| or
+|cosine| similarity of the filters' activations on calibration data, in
+[0, 1], zero diagonal). Both are **normalised** so that ``mu`` has a fixed
+meaning: ``I`` is divided by its mean (mean importance 1) and ``S`` by
+``K - 1``, so that a kept filter's redundancy penalty is ``mu`` times its
+*average* similarity to the other kept filters. ``mu = 1`` thus weighs
+"perfectly redundant with every other kept filter" like one average filter's
+importance; ``mu = 0`` gives exactly top-K by importance.
+
+Capacity search (exact K)
+-------------------------
+``P (s - K)^2`` only depends on the count ``s``: among solutions with exactly
+K kept it is constant, so it does not change which K-subset is best. A huge
+P would only make the landscape rugged for the annealer (every single flip
+costs P). Instead P stays moderate (default 0.5, in units of the mean
+importance) and the linear shift ``lambda`` (the last term) is searched by
+bisection: the minimiser's count is non-decreasing in lambda, so when the
+sampler's best sample keeps fewer than K filters lambda goes up, when more it
+goes down, until it keeps exactly K. If the count jumps over K (a degenerate
+breakpoint) P is multiplied by 4 and the search repeated, which makes the
+count-energy convex enough to hit every K. Among all samples drawn, the best
+one with exactly K kept (lowest ``E`` at lambda = 0) is returned; only if no
+sample at all has K kept is the nearest one repaired greedily (reported as
+``repaired``; this has not been needed on the built-in models).
+
+Joint pruning of several layers uses one QUBO per layer (the joint QUBO has
+no cross-layer terms, so solving the layers separately is the same problem),
+each with its own K and capacity search.
+
+Refinement (``refine="tt"``)
+----------------------------
+The QUBO is a surrogate; the second stage searches the *true* calibration
+cross-entropy of the pruned network with the tensor-train optimiser ``ttopt``
+(TT-cross / maximum-volume, gradient-free). The search space is swap moves
+around the QUBO solution: per layer, ``slots`` dimensions (the kept filters
+with the lowest importance), each taking ``candidates + 1`` values: 0 keeps
+the filter, r replaces it by the r-th most important pruned filter (a
+candidate chosen twice in one layer is used once; the later slot keeps its
+filter). Index (0, ..., 0) is the QUBO solution itself and is evaluated
+first; the best point evaluated is returned, so refinement is never worse on
+the calibration loss. When the grid has at most ``evals`` points it is
+enumerated exhaustively instead (reported as ``method="exhaustive"``).
+
+Baselines
+---------
+``greedy_taylor`` (top-K by Taylor importance), ``l1_topk`` (top-K by filter
+L1 norm) and ``l1_qubo`` (the same QUBO, same mu, S and capacity search, with
+``I`` = L1 norms). An optional fine-tune (``finetune_epochs``) is applied
+identically to the QUBO result and every baseline.
+
+Public API: :func:`kept_count`, :func:`normalise`, :func:`filter_qubo`,
+:func:`qubo_energy`, :func:`capacity_search`, :func:`layer_formulation`,
+:func:`top_k`, :func:`refine_tt`, :func:`finetune`, :func:`prune_filters`,
+:class:`CapacityResult`, :class:`MethodResult`, :class:`FilterPruningResult`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dimod
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.compress.filters import MaskedEvaluator, PrunedModel, apply_filter_decision, enforce_masks
+from core.data.dataset import EvalData
+from core.errors import InvalidInputError, UnavailableError
+from core.evaluate.metrics import accuracy_and_loss, measure_latency
+from core.formulations.base import Decision, Formulation
+from core.sensitivity.filters import (
+    IMPORTANCE_KINDS,
+    SIMILARITY_KINDS,
+    FilterStats,
+    conv_layer_names,
+    filter_statistics,
+)
+from core.solvers import solve
+
+METHOD = "filter-pruning"
+DEFAULT_MU = 0.5
+DEFAULT_PENALTY = 0.5
+BASELINES = ("greedy_taylor", "l1_topk", "l1_qubo")
+REFINE_KINDS = ("tt",)
+Progress = Callable[[float, str], None]
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_MU",
+    "DEFAULT_PENALTY",
+    "METHOD",
+    "CapacityResult",
+    "FilterPruningResult",
+    "MethodResult",
+    "capacity_search",
+    "filter_qubo",
+    "finetune",
+    "kept_count",
+    "layer_formulation",
+    "normalise",
+    "prune_filters",
+    "qubo_energy",
+    "refine_tt",
+    "top_k",
+]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise InvalidInputError(f"{name} must be a whole number of at least {minimum}, not {value!r}.")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{name} must be a number, not {value!r}.")
+    v = float(value)
+    if not np.isfinite(v) or v < minimum:
+        raise InvalidInputError(f"{name} must be a finite number of at least {minimum:g}, not {value!r}.")
+    return v
+
+
+def _check_sparsity(value: Any, name: str = "sparsity") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{name} must be a fraction from 0 to 1 (e.g. 0.5), not {value!r}.")
+    v = float(value)
+    if not 0.0 <= v < 1.0:
+        raise InvalidInputError(f"{name} must be at least 0 and below 1 (the fraction of filters removed), not {value!r}.")
+    return v
+
+
+def _check_vectors(importance: Any, similarity: Any) -> tuple[np.ndarray, np.ndarray]:
+    imp = np.asarray(importance, dtype=np.float64)
+    if imp.ndim != 1 or imp.size < 1:
+        raise InvalidInputError("The importance scores must be a non-empty 1-D array (one per filter).")
+    sim = np.asarray(similarity, dtype=np.float64)
+    if sim.shape != (imp.size, imp.size):
+        raise InvalidInputError(f"The similarity matrix must be {imp.size} x {imp.size}, one row per filter.")
+    if not (np.isfinite(imp).all() and np.isfinite(sim).all()):
+        raise InvalidInputError("The importance scores and similarities must be finite numbers.")
+    if (imp < 0).any():
+        raise InvalidInputError("Importance scores must not be negative.")
+    if (sim < 0).any():
+        raise InvalidInputError("Similarities must not be negative (use absolute correlations).")
+    return imp, sim
+
+
+def kept_count(channels: int, sparsity: float) -> int:
+    """Filters kept when a fraction ``sparsity`` of ``channels`` is removed
+    (rounded half up, at least 1)."""
+    channels = _check_int("channels", channels)
+    sparsity = _check_sparsity(sparsity)
+    return int(max(1, min(channels, np.floor((1.0 - sparsity) * channels + 0.5))))
+
+
+def normalise(importance: Any, similarity: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(I / mean(I), S_sym / max(K - 1, 1))`` with a zero diagonal (all-zero I stays zero)."""
+    imp, sim = _check_vectors(importance, similarity)
+    mean = float(imp.mean())
+    i_n = imp / mean if mean > 0 else np.zeros_like(imp)
+    s = 0.5 * (sim + sim.T)
+    np.fill_diagonal(s, 0.0)
+    return i_n, s / max(int(k) - 1, 1)
+
+
+# --------------------------------------------------------------------------- the QUBO
+
+
+def qubo_energy(
+    x: Any, importance: Any, similarity: Any, k: int, *, mu: float, penalty: float, shift: float = 0.0
+) -> float:
+    """The formula evaluated directly on normalised I and S (for checks)."""
+    i_n, s_n = normalise(importance, similarity, k)
+    x = np.asarray(x, dtype=np.float64)
+    count = float(x.sum())
+    pair = float(x @ np.triu(s_n, 1) @ x)
+    return float(-i_n @ x + mu * pair + penalty * (count - k) ** 2 - shift * count)
+
+
+def _objective(X: np.ndarray, i_n: np.ndarray, s_n: np.ndarray, mu: float) -> np.ndarray:
+    """``-I.x + mu * sum_{i<j} S x_i x_j`` for rows of X (the energy at count K, lambda 0)."""
+    return -X @ i_n + mu * np.einsum("ri,ij,rj->r", X, np.triu(s_n, 1), X)
+
+
+def filter_qubo(
+    importance: Any,
+    similarity: Any,
+    k: int,
+    *,
+    mu: float = DEFAULT_MU,
+    penalty: float = DEFAULT_PENALTY,
+    shift: float = 0.0,
+    name: str = "layer",
+    importance_kind: str = "taylor",
+) -> Formulation:
+    """The filter-selection QUBO of one layer (variables: filter indices 0..C-1).
+
+    ``bqm.energy(x)`` equals :func:`qubo_energy` ``(x, ...)`` for every x.
+    """
+    imp, sim = _check_vectors(importance, similarity)
+    c = imp.size
+    k = _check_int("K (filters kept)", k)
+    if k > c:
+        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {c}.")
+    mu = _check_float("mu", mu)
+    penalty = _check_float("penalty", penalty)
+    if isinstance(shift, bool) or not np.isfinite(float(shift)):
+        raise InvalidInputError(f"shift must be a finite number, not {shift!r}.")
+    shift = float(shift)
+    i_n, s_n = normalise(imp, sim, k)
+    linear = -i_n + penalty * (1.0 - 2.0 * k) - shift
+    rows, cols = np.triu_indices(c, 1)
+    quad = mu * s_n[rows, cols] + 2.0 * penalty
+    bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
+        linear, (rows, cols, quad), penalty * k * k, dimod.BINARY, variable_order=list(range(c))
+    )
+
+    def decoder(sample: Mapping[Any, int]) -> Decision:
+        missing = [i for i in range(c) if i not in sample]
+        if missing:
+            raise InvalidInputError(f"The sample has no value for filter(s) {missing[:5]} of {name}.")
+        x = np.array([int(sample[i]) for i in range(c)], dtype=np.float64)
+        kept = [i for i in range(c) if x[i]]
+        violations = [] if len(kept) == k else [f"{name} keeps {len(kept)} filters, not exactly {k}"]
+        obj = float(_objective(x[None], i_n, s_n, mu)[0])
+        return Decision(
+            choices={name: kept},
+            feasible=not violations,
+            violations=violations,
+            details={
+                "count": len(kept),
+                "k": k,
+                "objective": obj,
+                "importance_kept": float(i_n @ x),
+                "redundancy_kept": float(x @ np.triu(s_n, 1) @ x),
+            },
+        )
+
+    return Formulation(
+        method=METHOD,
+        bqm=bqm,
+        decoder=decoder,
+        tables={
+            "layer": name,
+            "importance": imp.tolist(),
+            "importance_normalised": i_n.tolist(),
+            "similarity": sim.tolist(),
+            "similarity_normalised": s_n.tolist(),
+            "k": k,
+            "channels": c,
+        },
+        params={"mu": mu, "penalty": penalty, "shift": shift, "k": k, "importance": importance_kind},
+    )
+
+
+# --------------------------------------------------------------------------- capacity search
+
+
+@dataclass
+class CapacityResult:
+    """The outcome of the capacity-driven search for one layer."""
+
+    kept: list[int]
+    formulation: Formulation  # the QUBO at the final shift and penalty
+    decision: Decision
+    shift: float
+    penalty: float
+    solves: int
+    hit: bool  # the sampler's best sample at some shift kept exactly K
+    repaired: bool  # no sample had K kept; the nearest was repaired greedily
+    history: list[tuple[float, float, int]] = field(default_factory=list)  # (penalty, shift, count)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kept": list(self.kept),
+            "shift": self.shift,
+            "penalty": self.penalty,
+            "solves": self.solves,
+            "hit": self.hit,
+            "repaired": self.repaired,
+            "objective": self.decision.details.get("objective"),
+            "history": [list(h) for h in self.history],
+        }
+
+
+def _samples_matrix(ss: dimod.SampleSet, c: int) -> np.ndarray:
+    cols = [ss.variables.index(i) for i in range(c)]
+    return np.asarray(ss.record.sample, dtype=np.float64)[:, cols]
+
+
+def _repair(x: np.ndarray, k: int, i_n: np.ndarray, s_n: np.ndarray, mu: float) -> np.ndarray:
+    """Greedily add/remove the filter with the best marginal objective until K are kept."""
+    x = x.copy()
+    while x.sum() != k:
+        # change of the objective when filter i joins (x_i = 0) or leaves (x_i = 1); diag(S) = 0
+        marginal = -i_n + mu * (s_n @ x)
+        if x.sum() < k:
+            cand = np.flatnonzero(x == 0)
+            x[cand[np.argmin(marginal[cand])]] = 1
+        else:
+            cand = np.flatnonzero(x == 1)
+            x[cand[np.argmin(-marginal[cand])]] = 0
+    return x
+
+
+def capacity_search(
+    importance: Any,
+    similarity: Any,
+    k: int,
+    *,
+    mu: float = DEFAULT_MU,
+    penalty: float | None = None,
+    sampler: str | dimod.Sampler = "sa",
+    num_reads: int = 50,
+    seed: int = 0,
+    max_solves: int = 30,
+    sample_kwargs: Mapping[str, Any] | None = None,
+    name: str = "layer",
+    importance_kind: str = "taylor",
+) -> CapacityResult:
+    """Solve one layer's QUBO with bisection on the linear shift so that the
+    decoded solution keeps exactly ``k`` filters (see the module docstring)."""
+    imp, sim = _check_vectors(importance, similarity)
+    c = imp.size
+    k = _check_int("K (filters kept)", k)
+    if k > c:
+        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {c}.")
+    mu = _check_float("mu", mu)
+    pen = DEFAULT_PENALTY if penalty is None else _check_float("penalty", penalty)
+    max_solves = _check_int("max_solves", max_solves)
+    num_reads = _check_int("num_reads", num_reads)
+    seed = _check_int("seed", seed, 0)
+    kwargs = dict(sample_kwargs or {})
+    i_n, s_n = normalise(imp, sim, k)
+
+    best_x: np.ndarray | None = None
+    best_obj = np.inf
+    best_at = (pen, 0.0)
+    hit = False
+    history: list[tuple[float, float, int]] = []
+    last_first: np.ndarray | None = None
+    solves = 0
+    shift = 0.0
+    per_attempt = max(1, max_solves // 3)
+    while solves < max_solves and not hit:
+        lo: float | None = None
+        hi: float | None = None
+        step = 1.0
+        for _ in range(per_attempt):
+            if solves >= max_solves:
+                break
+            form = filter_qubo(imp, sim, k, mu=mu, penalty=pen, shift=shift, name=name)
+            ss = solve(form.bqm, sampler, num_reads=num_reads, seed=seed + solves, **kwargs)
+            solves += 1
+            X = _samples_matrix(ss, c)
+            energies = np.asarray(ss.record.energy)
+            first = X[int(np.argmin(energies))]
+            last_first = first
+            count = int(first.sum())
+            history.append((pen, shift, count))
+            feasible = X[X.sum(axis=1) == k]
+            if feasible.shape[0]:
+                objs = _objective(feasible, i_n, s_n, mu)
+                j = int(np.argmin(objs))
+                if objs[j] < best_obj - 1e-12:
+                    best_obj, best_x, best_at = float(objs[j]), feasible[j].copy(), (pen, shift)
+            if count == k:
+                hit = True
+                break
+            if count < k:
+                lo = shift
+                shift = 0.5 * (shift + hi) if hi is not None else shift + step
+            else:
+                hi = shift
+                shift = 0.5 * (lo + shift) if lo is not None else shift - step
+            step *= 2.0
+            if lo is not None and hi is not None and hi - lo < 1e-9:
+                break
+        if not hit:
+            pen *= 4.0
+            shift = 0.0
+    repaired = False
+    if best_x is None:
+        assert last_first is not None
+        best_x = _repair(last_first, k, i_n, s_n, mu)
+        repaired = True
+        best_at = (history[-1][0], history[-1][1])
+    pen_f, shift_f = best_at
+    form = filter_qubo(imp, sim, k, mu=mu, penalty=pen_f, shift=shift_f, name=name, importance_kind=importance_kind)
+    form.params.update({"solves": solves, "hit": hit, "repaired": repaired})
+    sample = {i: int(best_x[i]) for i in range(c)}
+    decision = form.decode(sample)
+    decision.details.update({"shift": shift_f, "penalty": pen_f, "solves": solves, "repaired": repaired})
+    form.tables["solution"] = [int(v) for v in best_x]
+    return CapacityResult(
+        kept=[i for i in range(c) if best_x[i]],
+        formulation=form,
+        decision=decision,
+        shift=shift_f,
+        penalty=pen_f,
+        solves=solves,
+        hit=hit,
+        repaired=repaired,
+        history=history,
+    )
+
+
+def top_k(scores: Any, k: int) -> list[int]:
+    """Indices of the ``k`` largest scores (ties: lower index first), sorted."""
+    s = np.asarray(scores, dtype=np.float64)
+    k = _check_int("k", k)
+    if s.ndim != 1 or k > s.size:
+        raise InvalidInputError(f"Cannot take the top {k} of {s.size} scores.")
+    order = np.lexsort((np.arange(s.size), -s))
+    return sorted(int(i) for i in order[:k])
+
+
+def _sparsity_map(sparsity: Any, names: list[str]) -> dict[str, float]:
+    if isinstance(sparsity, Mapping):
+        unknown = sorted(set(sparsity) - set(names))
+        if unknown:
+            raise InvalidInputError(f"sparsity names layers that are not being pruned: {', '.join(unknown)}.")
+        missing = [n for n in names if n not in sparsity]
+        if missing:
+            raise InvalidInputError(f"sparsity gives no value for {', '.join(missing)}.")
+        return {n: _check_sparsity(sparsity[n], f"sparsity of {n}") for n in names}
+    value = _check_sparsity(sparsity)
+    return dict.fromkeys(names, value)
+
+
+def layer_formulation(
+    model: nn.Module,
+    calib: EvalData,
+    layer: str,
+    *,
+    sparsity: float,
+    importance: str = "taylor",
+    mu: float = DEFAULT_MU,
+    penalty: float = DEFAULT_PENALTY,
+    shift: float = 0.0,
+    similarity: str = "pearson",
+    stats: FilterStats | None = None,
+) -> Formulation:
+    """The filter QUBO of one conv layer (for inspection, e.g. the app heatmap).
+
+    ``stats`` (from :func:`core.sensitivity.filters.filter_statistics`) avoids
+    recomputing importance and similarity.
+    """
+    if importance not in IMPORTANCE_KINDS:
+        raise InvalidInputError(f"importance must be one of {', '.join(IMPORTANCE_KINDS)}, not {importance!r}.")
+    if stats is None:
+        stats = filter_statistics(model, calib, [layer], similarity=similarity)[layer]
+    elif not isinstance(stats, FilterStats) or stats.name != layer:
+        raise InvalidInputError(f"The given statistics are not those of layer {layer!r}.")
+    k = kept_count(stats.out_channels, sparsity)
+    return filter_qubo(
+        stats.importance(importance), stats.similarity, k, mu=mu, penalty=penalty, shift=shift,
+        name=layer, importance_kind=importance,
+    )
+
+
+# --------------------------------------------------------------------------- refinement
+
+
+def refine_tt(
+    loss: Callable[[dict[str, list[int]]], float],
+    kept: Mapping[str, Iterable[int]],
+    scores: Mapping[str, Any],
+    *,
+    slots: int = 4,
+    candidates: int = 6,
+    evals: int = 600,
+    rank: int = 3,
+    seed: int = 0,
+) -> tuple[dict[str, list[int]], dict[str, Any]]:
+    """Swap-move search around ``kept`` minimising ``loss(kept)`` with ttopt.
+
+    Returns ``(best kept, info)``; best is never worse than ``kept`` on ``loss``.
+    """
+    slots = _check_int("slots", slots)
+    candidates = _check_int("candidates", candidates)
+    evals = _check_int("evals", evals, 2)
+    rank = _check_int("rank", rank)
+    seed = _check_int("seed", seed, 0)
+    start = {n: sorted(int(i) for i in idx) for n, idx in kept.items()}
+    dims: list[tuple[str, int, list[int]]] = []  # (layer, slot filter, candidate filters)
+    for n, idx in start.items():
+        sc = np.asarray(scores[n], dtype=np.float64)
+        pruned = [i for i in range(sc.size) if i not in set(idx)]
+        if not pruned:
+            continue
+        slot_f = sorted(idx, key=lambda i: (sc[i], i))[:slots]
+        cand_f = sorted(pruned, key=lambda i: (-sc[i], i))[:candidates]
+        dims += [(n, f, cand_f) for f in slot_f]
+    cache: dict[tuple, float] = {}
+
+    def decode(index: np.ndarray) -> dict[str, list[int]]:
+        new = {n: list(v) for n, v in start.items()}
+        used: dict[str, set[int]] = {n: set() for n in start}
+        for (n, f, cand), r in zip(dims, index, strict=True):
+            r = int(r)
+            if r == 0 or cand[r - 1] in used[n]:
+                continue
+            used[n].add(cand[r - 1])
+            new[n][new[n].index(f)] = cand[r - 1]
+        return {n: sorted(v) for n, v in new.items()}
+
+    def evaluate(choice: dict[str, list[int]]) -> float:
+        key = tuple((n, tuple(v)) for n, v in sorted(choice.items()))
+        if key not in cache:
+            cache[key] = float(loss(choice))
+        return cache[key]
+
+    start_loss = evaluate(start)
+    t0 = time.perf_counter()
+    sizes = [len(c) + 1 for _, _, c in dims]
+    total = int(np.prod(sizes, dtype=np.float64)) if dims else 1
+    if not dims:
+        method = "none"
+    elif total <= evals:
+        method = "exhaustive"
+        for index in itertools.product(*[range(s) for s in sizes]):
+            evaluate(decode(np.array(index)))
+    else:
+        try:
+            from ttopt import TTOpt
+        except ImportError as exc:
+            raise UnavailableError(
+                "Tensor-train refinement needs the ttopt package; install it with `pip install ttopt==0.6.2`."
+            ) from exc
+        method = "ttopt"
+
+        def f(indices: np.ndarray) -> np.ndarray:
+            return np.array([evaluate(decode(row)) for row in np.atleast_2d(indices)])
+
+        opt = TTOpt(f, d=len(dims), n=sizes, evals=evals, is_func=False, is_vect=True, with_wrn=False)
+        state = np.random.get_state()
+        try:
+            opt.optimize(rank=rank, seed=seed)
+        finally:
+            np.random.set_state(state)
+    best_key = min(cache, key=lambda key: (cache[key], key))
+    best = {n: list(v) for n, v in best_key}
+    if cache[best_key] >= start_loss:
+        best = start
+    info = {
+        "method": method,
+        "dimensions": len(dims),
+        "grid": sizes,
+        "evaluations": len(cache),
+        "start_loss": start_loss,
+        "loss": float(min(start_loss, cache[best_key])),
+        "improved": cache[best_key] < start_loss,
+        "swaps": {n: sorted(set(start[n]) ^ set(best[n])) for n in start},
+        "time_s": time.perf_counter() - t0,
+    }
+    return best, info
+
+
+# --------------------------------------------------------------------------- fine-tune
+
+
+def finetune(
+    pruned: PrunedModel, train: EvalData, *, epochs: int, seed: int = 0, lr: float = 1e-3, batch_size: int = 64
+) -> None:
+    """Train ``pruned.model`` in place for ``epochs`` epochs with Adam (masked
+    filters stay zero). The same call is used for every compared method."""
+    epochs = _check_int("finetune_epochs", epochs, 0)
+    if epochs == 0:
+        return
+    model = pruned.model
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(train), generator=gen)
+        for start in range(0, len(train), batch_size):
+            idx = order[start : start + batch_size]
+            opt.zero_grad()
+            out = model(train.images[idx])
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            F.cross_entropy(out, train.labels[idx]).backward()
+            opt.step()
+            enforce_masks(pruned)
+    model.eval()
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+@dataclass
+class MethodResult:
+    """One method's pruned model and its scores."""
+
+    kept: dict[str, list[int]]
+    model: nn.Module
+    accuracy: float
+    loss: float
+    calib_loss: float
+    params: int
+    removed: list[str]
+    masked: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kept": {n: list(v) for n, v in self.kept.items()},
+            "kept_count": {n: len(v) for n, v in self.kept.items()},
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "calib_loss": self.calib_loss,
+            "params": self.params,
+            "removed": list(self.removed),
+            "masked": dict(self.masked),
+        }
+
+
+@dataclass
+class FilterPruningResult:
+    """Everything :func:`prune_filters` produced; ``as_dict()`` is the report."""
+
+    model: nn.Module
+    kept: dict[str, list[int]]
+    result: MethodResult
+    formulations: dict[str, Formulation]
+    decisions: dict[str, Decision]
+    capacity: dict[str, CapacityResult]
+    stats: dict[str, FilterStats]
+    baselines: dict[str, MethodResult]
+    original: dict[str, float]
+    removed: list[str]
+    masked: dict[str, str]
+    latency_ms: dict[str, float] | None
+    refinement: dict[str, Any] | None
+    timing: dict[str, float]
+    params: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": METHOD,
+            "params": dict(self.params),
+            "kept": {n: list(v) for n, v in self.kept.items()},
+            "result": self.result.as_dict(),
+            "original": dict(self.original),
+            "removed": list(self.removed),
+            "masked": dict(self.masked),
+            "capacity": {n: c.as_dict() for n, c in self.capacity.items()},
+            "baselines": {n: b.as_dict() for n, b in self.baselines.items()},
+            "latency_ms": self.latency_ms,
+            "refinement": self.refinement,
+            "timing": dict(self.timing),
+        }
+
+
+def _score(
+    model: nn.Module, kept: dict[str, list[int]], evaluator: MaskedEvaluator, eval_data: EvalData,
+    train: EvalData | None, epochs: int, seed: int,
+) -> MethodResult:
+    pruned = apply_filter_decision(model, kept)
+    if epochs:
+        assert train is not None
+        finetune(pruned, train, epochs=epochs, seed=seed)
+    q = accuracy_and_loss(pruned.model, eval_data)
+    with torch.no_grad():
+        logits = pruned.model(evaluator.images)
+        calib_loss = float(F.cross_entropy(logits, evaluator.labels).item())
+    return MethodResult(
+        kept={n: list(v) for n, v in kept.items()},
+        model=pruned.model,
+        accuracy=q.accuracy,
+        loss=q.loss,
+        calib_loss=calib_loss,
+        params=pruned.params_after,
+        removed=pruned.removed,
+        masked=pruned.masked,
+    )
+
+
+def prune_filters(
+    model: nn.Module,
+    calib: EvalData,
+    *,
+    sparsity: float | Mapping[str, float],
+    importance: str = "taylor",
+    mu: float = DEFAULT_MU,
+    sampler: str | dimod.Sampler = "sa",
+    num_reads: int = 50,
+    seed: int = 0,
+    layers: Iterable[str] | None = None,
+    refine: str | None = None,
+    finetune_epochs: int = 0,
+    train_data: EvalData | None = None,
+    eval_data: EvalData | None = None,
+    penalty: float | None = None,
+    similarity: str = "pearson",
+    sample_kwargs: Mapping[str, Any] | None = None,
+    refine_options: Mapping[str, Any] | None = None,
+    baselines: bool = True,
+    measure_speed: bool = True,
+    progress: Progress | None = None,
+) -> FilterPruningResult:
+    """Prune a fraction ``sparsity`` of the filters of every chosen conv layer.
+
+    Args:
+        model: the network (not modified; results are copies).
+        calib: calibration data for importance, similarity and refinement.
+        sparsity: fraction of filters removed, for all layers or per layer.
+        importance: "taylor", "fisher" or "l1" for the QUBO's I.
+        mu: weight of the redundancy term (see the module docstring).
+        sampler, num_reads, seed, sample_kwargs: passed to :func:`core.solvers.solve`.
+        layers: conv layers to prune (default: every ordinary conv).
+        refine: None or "tt" (tensor-train refinement on the calibration loss).
+        finetune_epochs: epochs of fine-tuning after pruning (every method).
+        train_data: data for fine-tuning (required when finetune_epochs > 0).
+        eval_data: data for the reported accuracy (default: ``calib``).
+        penalty: initial P of the capacity search (default 0.5).
+        similarity: "pearson" or "cosine" redundancy.
+        refine_options: ``slots``, ``candidates``, ``evals``, ``rank`` for :func:`refine_tt`.
+        baselines: also compute greedy Taylor, L1 top-K and L1-QUBO.
+        measure_speed: time the original and pruned model (batch 64, 1 thread).
+        progress: ``f(fraction, message)``.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(model, nn.Module):
+        raise InvalidInputError("The model must be a torch nn.Module.")
+    if not isinstance(calib, EvalData) or len(calib) < 2:
+        raise InvalidInputError("Calibration data must be an EvalData set with at least 2 images.")
+    if importance not in IMPORTANCE_KINDS:
+        raise InvalidInputError(f"importance must be one of {', '.join(IMPORTANCE_KINDS)}, not {importance!r}.")
+    if similarity not in SIMILARITY_KINDS:
+        raise InvalidInputError(f"similarity must be one of {', '.join(SIMILARITY_KINDS)}, not {similarity!r}.")
+    mu = _check_float("mu", mu)
+    num_reads = _check_int("num_reads", num_reads)
+    seed = _check_int("seed", seed, 0)
+    finetune_epochs = _check_int("finetune_epochs", finetune_epochs, 0)
+    if penalty is not None:
+        penalty = _check_float("penalty", penalty)
+    if refine is not None and refine not in REFINE_KINDS:
+        raise InvalidInputError(f"refine must be None or one of {', '.join(REFINE_KINDS)}, not {refine!r}.")
+    if finetune_epochs and not isinstance(train_data, EvalData):
+        raise InvalidInputError("Fine-tuning needs training data (train_data) as an EvalData set.")
+    if eval_data is not None and not isinstance(eval_data, EvalData):
+        raise InvalidInputError("eval_data must be an EvalData set.")
+    ropts = dict(refine_options or {})
+    unknown = sorted(set(ropts) - {"slots", "candidates", "evals", "rank"})
+    if unknown:
+        raise InvalidInputError(f"Unknown refine option(s): {', '.join(unknown)}.")
+    eval_data = eval_data or calib
+    report = progress or (lambda _f, _m: None)
+    model = model.eval()
+    names = conv_layer_names(model, layers)
+    spars = _sparsity_map(sparsity, names)
+    timing: dict[str, float] = {}
+
+    report(0.0, "Measuring filter importance and redundancy")
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    stats = filter_statistics(model, calib, names, similarity=similarity)
+    timing["statistics_s"] = time.perf_counter() - t0
+    ks = {n: kept_count(stats[n].out_channels, spars[n]) for n in names}
+
+    def qubo(kind: str, label: str, offset: int) -> dict[str, CapacityResult]:
+        out = {}
+        for li, n in enumerate(names):
+            report(0.1 + 0.4 * li / len(names), f"{label}: capacity search on {n}")
+            out[n] = capacity_search(
+                stats[n].importance(kind), stats[n].similarity, ks[n], mu=mu, penalty=penalty, sampler=sampler,
+                num_reads=num_reads, seed=seed + offset + 1000 * li, sample_kwargs=sample_kwargs, name=n,
+                importance_kind=kind,
+            )
+        return out
+
+    t0 = time.perf_counter()
+    capacity = qubo(importance, "QUBO", 0)
+    timing["qubo_s"] = time.perf_counter() - t0
+    kept = {n: capacity[n].kept for n in names}
+    evaluator = MaskedEvaluator(model, calib.images, calib.labels, names)
+
+    refinement = None
+    if refine == "tt":
+        report(0.55, "Tensor-train refinement on the calibration loss")
+        scores = {n: stats[n].importance(importance) for n in names}
+        kept, refinement = refine_tt(evaluator.loss, kept, scores, seed=seed, **ropts)
+        refinement["qubo_kept"] = {n: capacity[n].kept for n in names}
+        timing["refine_s"] = refinement["time_s"]
+
+    report(0.7, "Applying and scoring the pruned model")
+    t0 = time.perf_counter()
+    result = _score(model, kept, evaluator, eval_data, train_data, finetune_epochs, seed)
+    baseline_results: dict[str, MethodResult] = {}
+    if baselines:
+        l1_caps = qubo("l1", "L1-QUBO", 500)
+        base_kept = {
+            "greedy_taylor": {n: top_k(stats[n].taylor, ks[n]) for n in names},
+            "l1_topk": {n: top_k(stats[n].l1, ks[n]) for n in names},
+            "l1_qubo": {n: l1_caps[n].kept for n in names},
+        }
+        for label, choice in base_kept.items():
+            baseline_results[label] = _score(model, choice, evaluator, eval_data, train_data, finetune_epochs, seed)
+    timing["score_s"] = time.perf_counter() - t0
+    original_q = accuracy_and_loss(model, eval_data)
+    latency = None
+    if measure_speed:
+        report(0.9, "Timing the original and pruned models")
+        shape = tuple(calib.images.shape[1:])
+        latency = {
+            "original": measure_latency(model, shape, batch_sizes=(64,), repeats=10, seed=seed).ms_per_image[64],
+            "pruned": measure_latency(result.model, shape, batch_sizes=(64,), repeats=10, seed=seed).ms_per_image[64],
+        }
+    timing["total_s"] = time.perf_counter() - t_start
+    report(1.0, "Done")
+    return FilterPruningResult(
+        model=result.model,
+        kept=result.kept,
+        result=result,
+        formulations={n: capacity[n].formulation for n in names},
+        decisions={n: capacity[n].decision for n in names},
+        capacity=capacity,
+        stats=stats,
+        baselines=baseline_results,
+        original={
+            "accuracy": original_q.accuracy,
+            "loss": original_q.loss,
+            "params": float(sum(p.numel() for p in model.parameters())),
+        },
+        removed=result.removed,
+        masked=result.masked,
+        latency_ms=latency,
+        refinement=refinement,
+        timing=timing,
+        params={
+            "sparsity": dict(spars),
+            "k": dict(ks),
+            "importance": importance,
+            "similarity": similarity,
+            "mu": mu,
+            "penalty": DEFAULT_PENALTY if penalty is None else penalty,
+            "sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
+            "num_reads": num_reads,
+            "seed": seed,
+            "layers": names,
+            "refine": refine,
+            "finetune_epochs": finetune_epochs,
+            "calib": calib.name,
+            "calib_size": len(calib),
+            "eval": eval_data.name,
+        },
+    )

@@ -1,0 +1,77 @@
+"""Compare: the run history, energy distributions side by side, accuracy versus size."""
+
+import streamlit as st
+
+from core.viz import energy_ecdf, energy_histogram, pareto_scatter, sensitivity_heatmap
+from ui.common import guarded, page_intro
+from ui.pipeline import run_store
+
+page_intro(
+    "Compare",
+    "Every completed run is kept here, across refreshes and restarts. Select runs to overlay their energy "
+    "distributions; the gap to the exact optimum and the time-to-solution (99% confidence) say how good and how "
+    "fast each sampler really was. The scatter shows which runs are Pareto-optimal in accuracy and size.",
+)
+
+store = guarded(run_store, action="Opening the run history")
+if store is None:
+    st.stop()
+df = guarded(store.dataframe, limit=500, action="Reading the run history")
+if df is None:
+    st.stop()
+if df.empty:
+    st.info("No runs yet. Solve a QUBO on the **Solve** page and it will appear here.")
+    st.page_link("pages/solve.py", label="Go to Solve", icon=":material/bolt:")
+    st.stop()
+
+columns = ["id", "name", "model", "method", "sampler", "seed", "num_variables", "best_energy", "exact_energy",
+           "gap_pct", "p_optimum", "tts99_s", "accuracy_after", "size_bits_after", "compression_ratio",
+           "total_time_s", "created_at"]
+table = df[[c for c in columns if c in df.columns]]
+st.subheader(f"Runs ({len(table)})")
+selection = st.dataframe(
+    table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
+    column_config={
+        "gap_pct": st.column_config.NumberColumn("gap to exact %", format="%.3f"),
+        "p_optimum": st.column_config.NumberColumn("P(optimum)/read", format="%.3f"),
+        "tts99_s": st.column_config.NumberColumn("TTS99 (s)", format="%.4g"),
+        "accuracy_after": st.column_config.NumberColumn("accuracy", format="%.4f"),
+        "compression_ratio": st.column_config.NumberColumn("ratio", format="%.2f"),
+        "best_energy": st.column_config.NumberColumn(format="%.6g"),
+        "exact_energy": st.column_config.NumberColumn(format="%.6g"),
+    },
+)
+rows = selection.selection.rows if selection is not None else []
+chosen_ids = [int(table.iloc[i]["id"]) for i in rows] or [int(i) for i in table["id"].head(2)]
+st.caption("Select rows to compare them; without a selection the two newest runs are shown.")
+
+reports = guarded(store.get_many, chosen_ids, action="Loading runs") or {}
+left, right = st.columns(2)
+if reports:
+    energies = {f"#{rid} {r.get('sampler', '')}": r.get("energies", []) for rid, r in reports.items()}
+    exacts = {r["exact"]["energy"] for r in reports.values() if r.get("exact")}
+    exact = exacts.pop() if len(exacts) == 1 else None
+    left.plotly_chart(energy_histogram(energies, exact=exact), key="compare_hist", width="stretch")
+    right.plotly_chart(energy_ecdf(energies, exact=exact), key="compare_ecdf", width="stretch")
+    if exact is None and len({r.get("exact", {}) and r["exact"]["energy"] for r in reports.values()}) > 1:
+        st.caption("The selected runs solve different QUBOs, so no single exact optimum is marked.")
+
+left, right = st.columns(2)
+plottable = table.dropna(subset=["accuracy_after", "size_bits_after"])
+if not plottable.empty:
+    left.plotly_chart(pareto_scatter(plottable), key="pareto", width="stretch")
+latest = reports.get(chosen_ids[0]) if reports else None
+if latest and latest.get("units"):
+    right.plotly_chart(sensitivity_heatmap(latest["units"], log_scale=True), key="sensitivity", width="stretch")
+
+with st.expander("Rename or delete a run"):
+    run_id = st.selectbox("Run", list(table["id"]), key="edit_run",
+                          format_func=lambda i: f"#{i} {table.set_index('id').loc[i, 'name']}")
+    new_name = st.text_input("New name", key="new_name")
+    c1, c2 = st.columns(2)
+    if c1.button("Rename", key="rename_button") and new_name.strip():
+        if guarded(lambda: store.rename(int(run_id), new_name.strip()) or True, action="Renaming"):
+            st.rerun()
+    if c2.button("Delete", key="delete_button"):
+        if guarded(lambda: store.delete(int(run_id)) or True, action="Deleting"):
+            st.rerun()

@@ -1,0 +1,76 @@
+"""Embed: map the QUBO onto a QPU qubit graph and inspect the chains."""
+
+import streamlit as st
+
+from core.embedding import compute_chain_strength, find_embedding, qpu_graph
+from core.viz import chain_length_histogram, embedding_view, problem_graph
+from ui.common import guarded, page_intro, require_workspace
+
+TOPOLOGY_LABELS = {
+    "pegasus": "Pegasus (Advantage-like, P16)",
+    "zephyr": "Zephyr (Advantage2-like, Z12)",
+    "chimera": "Chimera (D-Wave 2000Q-like, C16)",
+}
+
+page_intro(
+    "Embed",
+    "A QPU's qubits are not all connected, so each logical variable becomes a *chain* of physical qubits held "
+    "together by a strong coupling (the chain strength). Dense problems use the fast clique embedding; sparse "
+    "ones the minorminer heuristic. Long chains break more often and cost qubits.",
+)
+require_workspace()
+formulation = st.session_state.get("formulation")
+if formulation is None:
+    st.info("Build a QUBO on the **Formulate** page first.")
+    st.page_link("pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
+    st.stop()
+
+settings, results = st.columns([1, 2], gap="large")
+with settings:
+    st.subheader("Settings")
+    topology = st.selectbox("Topology", list(TOPOLOGY_LABELS), format_func=TOPOLOGY_LABELS.get, key="topology")
+    method = st.radio("Embedding method", ["auto", "clique", "heuristic"], horizontal=True, key="embed_method",
+                      help="auto: clique embedding for dense problems (fast, uniform chains), the heuristic "
+                           "for sparse ones.")
+    auto_strength = st.toggle("Automatic chain strength (uniform torque compensation)", value=True,
+                              key="auto_chain_strength")
+    strength = None
+    if not auto_strength:
+        strength = st.number_input("Chain strength", min_value=0.0, value=1.0, step=0.1, key="chain_strength")
+    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="embed_seed")
+    run = st.button("Embed", type="primary", key="embed_button", width="stretch")
+
+if run:
+    with results, st.spinner("Finding a minor embedding..."):
+        result = guarded(find_embedding, formulation.bqm, topology, method, seed=int(seed), action="Embedding")
+    if result is not None:
+        st.session_state["embedding"] = result
+        st.session_state["embedding_chain_strength"] = compute_chain_strength(
+            formulation.bqm, result.embedding, strength)
+
+with results:
+    result = st.session_state.get("embedding")
+    if result is None:
+        st.info("Choose a topology and press **Embed**.")
+        st.stop()
+    c = st.columns(4)
+    c[0].metric("Qubits used", f"{result.qubits_used:,}", help=f"of {result.qubits_available:,} available qubits")
+    c[1].metric("Longest chain", result.max_chain_length)
+    c[2].metric("Mean chain", f"{result.mean_chain_length:.2f}")
+    c[3].metric("Embedding time", f"{result.time_s:.2f} s", help="cached" if result.from_cache else None)
+    st.caption(
+        f"{result.qubits_used:,} of {result.qubits_available:,} qubits on {TOPOLOGY_LABELS[result.topology]}, "
+        f"{result.method} embedding, chain strength {st.session_state.get('embedding_chain_strength', 0):.3g}."
+    )
+    variables = list(result.embedding)
+    highlight = st.selectbox("Highlight the chain of", ["(none)", *map(str, variables)], key="highlight_var")
+    chosen = next((v for v in variables if str(v) == highlight), None)
+    left, right = st.columns(2)
+    left.plotly_chart(problem_graph(formulation.bqm, highlight=chosen, title="Logical problem graph"),
+                      key="problem_graph", width="stretch")
+    right.plotly_chart(
+        embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
+                       bqm=formulation.bqm),
+        key="embedding_view", width="stretch",
+    )
+    st.plotly_chart(chain_length_histogram(result.embedding), key="chain_hist", width="stretch")

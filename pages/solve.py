@@ -1,0 +1,128 @@
+"""Solve: sample the QUBO, compare with the exact optimum, compress and evaluate."""
+
+import time
+
+import streamlit as st
+
+from core.errors import InvalidInputError
+from core.runs import complete_run
+from core.solvers import available_samplers
+from core.viz import decision_bars, energy_histogram
+from ui.common import guarded, human_bits, page_intro, require_workspace
+from ui.pipeline import parse_param, run_store
+
+HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
+
+page_intro(
+    "Solve",
+    "Send the QUBO to a sampler. Every read is a candidate decision; the histogram shows all their energies next "
+    "to the exact optimum (computed classically where possible). The lowest-energy decision is applied to the "
+    "model and evaluated. Runs are saved to the history for the Compare page.",
+)
+ws = require_workspace()
+formulation = st.session_state.get("formulation")
+if formulation is None:
+    st.info("Build a QUBO on the **Formulate** page first.")
+    st.page_link("pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
+    st.stop()
+
+settings, results = st.columns([1, 2], gap="large")
+with settings:
+    st.subheader("Settings")
+    token = st.text_input("D-Wave API token (optional)", type="password", key="dwave_token",
+                          help="Kept only in this browser session; never shown, logged or saved. "
+                               "DWAVE_API_TOKEN on the server works too.")
+    infos = {i.name: i for i in available_samplers(token=token or None)}
+    sampler = st.selectbox(
+        "Sampler", list(infos), key="sampler",
+        format_func=lambda n: n if infos[n].is_available else f"{n} (unavailable)",
+    )
+    info = infos[sampler]
+    st.caption(info.description)
+    if not info.is_available:
+        st.warning(f"{sampler} is unavailable: {info.reason_unavailable}")
+    reads = st.number_input("Reads", 1, 10_000, 100, key="reads")
+    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="solve_seed")
+    params = {}
+    with st.expander("Sampler parameters"):
+        for p in info.parameters:
+            if p.name in HIDDEN_PARAMS:
+                continue
+            raw = st.text_input(p.name, value="" if p.default is None else str(p.default), help=p.help,
+                                key=f"param_{sampler}_{p.name}")
+            params[p.name] = (raw, p.default)
+    c1, c2 = st.columns(2)
+    run = c1.button("Run", type="primary", key="run_button", width="stretch", disabled=not info.is_available)
+    c2.button("Cancel", key="cancel_button", width="stretch",
+              help="Stops the current run; earlier results stay.")
+
+
+def _solve():
+    sampler_params = {}
+    for name, (raw, default) in params.items():
+        try:
+            value = parse_param(raw, default)
+        except ValueError:
+            raise InvalidInputError(f"{name} = {raw!r} is not a valid value.") from None
+        if value is not None and value != default:
+            sampler_params[name] = value
+    config = {"token": token} if token and info.needs_token else None
+    with st.status(f"Solving with {sampler}...", expanded=True) as status:
+        report = complete_run(ws, formulation, sampler=sampler, num_reads=int(reads), seed=int(seed),
+                              sampler_params=sampler_params, sampler_config=config,
+                              build_s=st.session_state.get("formulation_build_s", 0.0), stage=status.write)
+        run_id = guarded(run_store().add, report, action="Saving the run")
+        status.update(label=f"Done: run {run_id if run_id is not None else '(not saved)'}", state="complete",
+                      expanded=False)
+    report["run_id"] = run_id
+    return report
+
+
+if run:
+    with results:
+        t0 = time.perf_counter()
+        report = guarded(_solve, action="Solving")
+    if report is not None:
+        report["click_to_result_s"] = time.perf_counter() - t0
+        st.session_state["last_report"] = report
+
+with results:
+    report = st.session_state.get("last_report")
+    if report is None:
+        st.info("Choose a sampler and press **Run**.")
+        st.stop()
+    best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
+    c = st.columns(4)
+    c[0].metric("Best energy", f"{best['energy']:.6g}")
+    if exact:
+        gap = best["energy"] - exact["energy"]
+        c[1].metric(f"Exact optimum ({exact['method']})", f"{exact['energy']:.6g}",
+                    delta=f"gap {gap:+.3g}", delta_color="off")
+    else:
+        c[1].metric("Exact optimum", "not computed")
+    c[2].metric("Feasible reads", f"{report['feasible_fraction']:.0%}")
+    cbf = report.get("chain_break_fraction")
+    c[3].metric("Chain breaks", "n/a" if cbf is None else f"{cbf:.1%}")
+    if not best["feasible"]:
+        st.warning("The lowest-energy read breaks a constraint: " + "; ".join(best["violations"]))
+    st.plotly_chart(energy_histogram({report["sampler"]: report["energies"]},
+                                     exact=exact["energy"] if exact else None),
+                    key="energy_hist", width="stretch")
+    st.caption(
+        f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
+        f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s."
+    )
+    left, right = st.columns(2)
+    params = {u["name"]: u["params"] for u in report.get("units", [])}
+    left.plotly_chart(decision_bars(best["decision"], params=params), key="decision_bars", width="stretch")
+    right.dataframe([{"unit": k, "option": str(v), "params": params.get(k)} for k, v in best["decision"].items()],
+                    hide_index=True, width="stretch")
+    m = st.columns(4)
+    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}",
+                delta=f"{100 * (metrics['accuracy_after'] - metrics['accuracy_before']):+.1f} pts")
+    m[1].metric("Size", human_bits(metrics["size_bits_after"]),
+                delta=f"from {human_bits(metrics['size_bits_before'])}", delta_color="off")
+    m[2].metric("Compression", f"{metrics['compression_ratio']:.2f}x")
+    m[3].metric("Latency / image", f"{metrics['latency_ms_after']:.3f} ms",
+                delta=f"from {metrics['latency_ms_before']:.3f} ms", delta_color="off",
+                help="Fake-quantized weights run in fp32 here, so latency does not drop with bits.")

@@ -1,0 +1,1 @@
+"""End-to-end tests: headless Chromium against `streamlit run app.py` (see conftest.py)."""

@@ -1,0 +1,73 @@
+"""Page-side wrappers around core.runs that keep results in session state."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import streamlit as st
+
+from core.formulations.base import Formulation
+from core.runs import formulate
+
+
+def _freeze(options: dict[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, default=str)
+
+
+def formulation_for(ws, method: str, options: dict[str, Any]) -> Formulation:
+    """The QUBO for these settings; rebuilt only when the settings or model change.
+
+    Sensitivities are cached in core (keyed on model and data content), so a
+    slider move costs only the QUBO assembly.
+    """
+    key = (ws.cache_key(), method, _freeze(options))
+    if st.session_state.get("formulation_key") == key:
+        return st.session_state["formulation"]
+    bar = st.progress(0.0, text="Measuring sensitivities...")
+    started = time.perf_counter()
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=message or "Measuring sensitivities...")
+
+    try:
+        formulation = formulate(ws, method, progress=progress, **options)
+    finally:
+        bar.empty()
+    st.session_state["formulation"] = formulation
+    st.session_state["formulation_key"] = key
+    st.session_state["formulation_build_s"] = time.perf_counter() - started
+    st.session_state.pop("embedding", None)
+    return formulation
+
+
+def qubo_download(bqm) -> dict:
+    return bqm.to_serializable()
+
+
+@st.cache_resource(show_spinner=False)
+def run_store():
+    """The run history (SQLite in the user's data folder, or QCL_DB_URL)."""
+    from core.store import RunStore
+
+    return RunStore()
+
+
+def parse_param(text: str, default: Any) -> Any:
+    """A widget's text as the type of the parameter's default (None stays None when empty)."""
+    text = str(text).strip()
+    if text == "" or text.lower() == "none":
+        return None
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, (list, tuple)) or text.startswith(("[", "(")):
+        return json.loads(text.replace("(", "[").replace(")", "]"))
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
