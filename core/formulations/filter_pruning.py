@@ -23,16 +23,20 @@ Capacity search (exact K)
 ``P (s - K)^2`` only depends on the count ``s``: among solutions with exactly
 K kept it is constant, so it does not change which K-subset is best. A huge
 P would only make the landscape rugged for the annealer (every single flip
-costs P). Instead P stays moderate (default 0.5, in units of the mean
+costs P). Instead P stays moderate (default 0.1, in units of the mean
 importance) and the linear shift ``lambda`` (the last term) is searched by
 bisection: the minimiser's count is non-decreasing in lambda, so when the
 sampler's best sample keeps fewer than K filters lambda goes up, when more it
 goes down, until it keeps exactly K. If the count jumps over K (a degenerate
 breakpoint) P is multiplied by 4 and the search repeated, which makes the
 count-energy convex enough to hit every K. Among all samples drawn, the best
-one with exactly K kept (lowest ``E`` at lambda = 0) is returned; only if no
+one with exactly K kept (lowest ``E`` at lambda = 0) is taken; only if no
 sample at all has K kept is the nearest one repaired greedily (reported as
-``repaired``; this has not been needed on the built-in models).
+``repaired``; this has not been needed on the built-in models). With
+``polish=True`` (default) a steepest-descent 1-swap search at fixed count then
+runs from it; ``polish_swaps`` reports how many swaps it made (0 means the
+sampler's solution was already 1-swap optimal, the usual case with SA at the
+default P).
 
 Joint pruning of several layers uses one QUBO per layer (the joint QUBO has
 no cross-layer terms, so solving the layers separately is the same problem),
@@ -95,7 +99,7 @@ from core.solvers import solve
 
 METHOD = "filter-pruning"
 DEFAULT_MU = 0.5
-DEFAULT_PENALTY = 0.5
+DEFAULT_PENALTY = 0.1
 BASELINES = ("greedy_taylor", "l1_topk", "l1_qubo")
 REFINE_KINDS = ("tt",)
 Progress = Callable[[float, str], None]
@@ -117,6 +121,7 @@ __all__ = [
     "prune_filters",
     "qubo_energy",
     "refine_tt",
+    "swap_polish",
     "top_k",
 ]
 
@@ -288,6 +293,7 @@ class CapacityResult:
     hit: bool  # the sampler's best sample at some shift kept exactly K
     repaired: bool  # no sample had K kept; the nearest was repaired greedily
     history: list[tuple[float, float, int]] = field(default_factory=list)  # (penalty, shift, count)
+    polish_swaps: int = 0  # swaps the 1-swap descent made after the sampler (0: sampler's best kept)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -297,6 +303,7 @@ class CapacityResult:
             "solves": self.solves,
             "hit": self.hit,
             "repaired": self.repaired,
+            "polish_swaps": self.polish_swaps,
             "objective": self.decision.details.get("objective"),
             "history": [list(h) for h in self.history],
         }
@@ -322,6 +329,29 @@ def _repair(x: np.ndarray, k: int, i_n: np.ndarray, s_n: np.ndarray, mu: float) 
     return x
 
 
+def swap_polish(
+    x: np.ndarray, i_n: np.ndarray, s_n: np.ndarray, mu: float, *, max_steps: int = 10_000
+) -> tuple[np.ndarray, int]:
+    """Steepest-descent 1-swap search (one kept filter out, one pruned in) on
+    the objective at fixed count; returns (x, number of swaps made)."""
+    x = x.astype(np.float64).copy()
+    steps = 0
+    while steps < max_steps:
+        marginal = -i_n + mu * (s_n @ x)  # objective change adding i (x_i=0) / minus removing i (x_i=1)
+        out = np.flatnonzero(x == 1)
+        inn = np.flatnonzero(x == 0)
+        if not out.size or not inn.size:
+            break
+        # swap o -> j: delta = -marginal[o] + marginal[j] - mu * S[o, j]
+        delta = -marginal[out][:, None] + marginal[inn][None, :] - mu * s_n[np.ix_(out, inn)]
+        a, b = np.unravel_index(int(np.argmin(delta)), delta.shape)
+        if delta[a, b] >= -1e-12:
+            break
+        x[out[a]], x[inn[b]] = 0.0, 1.0
+        steps += 1
+    return x, steps
+
+
 def capacity_search(
     importance: Any,
     similarity: Any,
@@ -336,6 +366,7 @@ def capacity_search(
     sample_kwargs: Mapping[str, Any] | None = None,
     name: str = "layer",
     importance_kind: str = "taylor",
+    polish: bool = True,
 ) -> CapacityResult:
     """Solve one layer's QUBO with bisection on the linear shift so that the
     decoded solution keeps exactly ``k`` filters (see the module docstring)."""
@@ -404,12 +435,17 @@ def capacity_search(
         best_x = _repair(last_first, k, i_n, s_n, mu)
         repaired = True
         best_at = (history[-1][0], history[-1][1])
+    polish_swaps = 0
+    if polish:
+        best_x, polish_swaps = swap_polish(best_x, i_n, s_n, mu)
     pen_f, shift_f = best_at
     form = filter_qubo(imp, sim, k, mu=mu, penalty=pen_f, shift=shift_f, name=name, importance_kind=importance_kind)
-    form.params.update({"solves": solves, "hit": hit, "repaired": repaired})
+    form.params.update({"solves": solves, "hit": hit, "repaired": repaired, "polish_swaps": polish_swaps})
     sample = {i: int(best_x[i]) for i in range(c)}
     decision = form.decode(sample)
-    decision.details.update({"shift": shift_f, "penalty": pen_f, "solves": solves, "repaired": repaired})
+    decision.details.update(
+        {"shift": shift_f, "penalty": pen_f, "solves": solves, "repaired": repaired, "polish_swaps": polish_swaps}
+    )
     form.tables["solution"] = [int(v) for v in best_x]
     return CapacityResult(
         kept=[i for i in range(c) if best_x[i]],
@@ -421,6 +457,7 @@ def capacity_search(
         hit=hit,
         repaired=repaired,
         history=history,
+        polish_swaps=polish_swaps,
     )
 
 
@@ -714,6 +751,7 @@ def prune_filters(
     similarity: str = "pearson",
     sample_kwargs: Mapping[str, Any] | None = None,
     refine_options: Mapping[str, Any] | None = None,
+    polish: bool = True,
     baselines: bool = True,
     measure_speed: bool = True,
     progress: Progress | None = None,
@@ -732,9 +770,10 @@ def prune_filters(
         finetune_epochs: epochs of fine-tuning after pruning (every method).
         train_data: data for fine-tuning (required when finetune_epochs > 0).
         eval_data: data for the reported accuracy (default: ``calib``).
-        penalty: initial P of the capacity search (default 0.5).
+        penalty: initial P of the capacity search (default 0.1).
         similarity: "pearson" or "cosine" redundancy.
         refine_options: ``slots``, ``candidates``, ``evals``, ``rank`` for :func:`refine_tt`.
+        polish: 1-swap descent on each sampled QUBO solution (same for the L1-QUBO).
         baselines: also compute greedy Taylor, L1 top-K and L1-QUBO.
         measure_speed: time the original and pruned model (batch 64, 1 thread).
         progress: ``f(fraction, message)``.
@@ -785,7 +824,7 @@ def prune_filters(
             out[n] = capacity_search(
                 stats[n].importance(kind), stats[n].similarity, ks[n], mu=mu, penalty=penalty, sampler=sampler,
                 num_reads=num_reads, seed=seed + offset + 1000 * li, sample_kwargs=sample_kwargs, name=n,
-                importance_kind=kind,
+                importance_kind=kind, polish=polish,
             )
         return out
 
@@ -859,6 +898,7 @@ def prune_filters(
             "seed": seed,
             "layers": names,
             "refine": refine,
+            "polish": polish,
             "finetune_epochs": finetune_epochs,
             "calib": calib.name,
             "calib_size": len(calib),

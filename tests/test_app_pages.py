@@ -1,0 +1,213 @@
+"""AppTest tests for every page: happy paths, error paths, state carried between pages."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("QCL_DB_URL", f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def load_digits_cnn(at: AppTest) -> AppTest:
+    at.switch_page("pages/model.py").run()
+    at.button(key="load_model").click().run()
+    return ok(at)
+
+
+def test_home_explains_the_workflow(app):
+    ok(app)
+    assert app.title[0].value == "QUBO Compression Lab"
+    text = " ".join(m.value for m in app.markdown)
+    for step in ("Model", "Formulate", "Embed", "Solve", "Compare"):
+        assert step in text
+
+
+def test_pages_without_a_model_point_to_the_model_page(app):
+    for page in ("pages/formulate.py", "pages/embed.py", "pages/solve.py"):
+        app.switch_page(page).run()
+        ok(app)
+        assert any("Model" in i.value for i in app.info)
+
+
+def test_model_page_loads_digits_cnn_and_shows_units(app):
+    load_digits_cnn(app)
+    m = metrics(app)
+    assert float(m["Accuracy"].rstrip("%")) >= 95.0
+    assert m["Parameters"] == "9,930"
+    units = app.dataframe[0].value
+    assert list(units["name"]) == ["conv1", "conv2", "fc"]
+    assert list(units["safe_to_prune"]) == [True, True, False]
+
+
+def test_model_page_error_keeps_previous_model(app, monkeypatch):
+    load_digits_cnn(app)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
+    app.radio(key="model_source").set_value("torchvision").run()
+    app.radio(key="tv_weights").set_value("pretrained").run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert any("offline" in e.value for e in app.error)
+    assert app.session_state["workspace"].model_name == "digits-cnn"
+    assert app.subheader[-1].value == "digits-cnn"
+
+
+def test_model_page_torchvision_random_weights(app):
+    app.switch_page("pages/model.py").run()
+    app.radio(key="model_source").set_value("torchvision").run()
+    app.selectbox(key="tv_model").set_value("mobilenet_v3_small").run()
+    app.selectbox(key="data_choice").set_value("random").run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert app.session_state["workspace"].model_name == "mobilenet_v3_small"
+    assert any("chance level" in c.value for c in app.caption)
+
+
+def test_formulate_builds_qubo_and_sliders_update_it(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    ok(app)
+    assert metrics(app)["Variables"] == "14"  # 3 units x 5 options, no prune for the classifier
+    first = app.session_state["formulation"]
+    app.slider(key="lambda_bits").set_value(3.0).run()
+    ok(app)
+    second = app.session_state["formulation"]
+    assert second is not first
+    assert second.tables["lambda_bits"] == 3.0
+    # the sensitivities were reused, not re-measured
+    assert second.params["sensitivity"].cached and second.params["sensitivity"].key == first.params["sensitivity"].key
+    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
+    ok(app)
+    assert metrics(app)["Budget"] != "none"
+
+
+def test_formulate_unimplemented_method_says_so(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.selectbox(key="method").set_value("bnn").run()
+    ok(app)
+    assert any("not available" in i.value for i in app.info)
+
+
+def test_formulate_bad_option_set_shows_message(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.multiselect(key="options").set_value(["prune"]).run()
+    ok(app)
+    assert app.error, "a single prune option cannot cover the classifier: expect a plain message"
+    assert "formulation" in app.session_state  # the previous QUBO is kept
+
+
+def test_embed_on_pegasus_and_too_large_for_chimera(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.switch_page("pages/embed.py").run()
+    app.button(key="embed_button").click().run()
+    ok(app)
+    assert int(metrics(app)["Qubits used"].replace(",", "")) >= 14
+    embedded = app.session_state["embedding"]
+    # A problem too large for a Chimera clique: a plain message, the earlier embedding stays.
+    app.switch_page("pages/formulate.py").run()
+    app.number_input(key="groups").set_value(8).run()
+    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
+    app.radio(key="budget_encoding").set_value("slack").run()
+    ok(app)
+    app.switch_page("pages/embed.py").run()
+    app.selectbox(key="topology").set_value("chimera").run()
+    app.radio(key="embed_method").set_value("clique").run()
+    app.button(key="embed_button").click().run()
+    ok(app)
+    assert any("does not fit" in e.value for e in app.error)
+    assert app.session_state.get("embedding") is None or app.session_state["embedding"] is not embedded
+
+
+def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.switch_page("pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("sa").run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    m = metrics(app)
+    assert float(m["Best energy"]) >= float(m["Exact optimum (milp)"]) - 1e-9
+    first = app.session_state["last_report"]
+    assert first["run_id"] is not None
+    app.selectbox(key="sampler").set_value("tabu").run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    app.switch_page("pages/compare.py").run()
+    ok(app)
+    runs = app.dataframe[0].value
+    assert len(runs) == 2 and set(runs["sampler"]) == {"sa", "tabu"}
+    assert len(app.get("plotly_chart")) >= 3
+
+
+def test_solve_real_qpu_without_token_is_unavailable(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.switch_page("pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("dwave").run()
+    ok(app)
+    assert app.button(key="run_button").disabled
+    assert any("token" in w.value.lower() for w in app.warning)
+
+
+def test_solve_bad_parameter_is_a_message_and_keeps_results(app):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.switch_page("pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("sa").run()
+    app.button(key="run_button").click().run()
+    previous = app.session_state["last_report"]
+    app.text_input(key="param_sa_num_sweeps").set_value("lots").run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    assert app.error
+    assert app.session_state["last_report"] is previous
+
+
+def test_compare_rename_and_delete(app):
+    from core.store import RunStore
+
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.switch_page("pages/solve.py").run()
+    app.button(key="run_button").click().run()
+    app.switch_page("pages/compare.py").run()
+    ok(app)
+    app.text_input(key="new_name").set_value("my first run")
+    app.button(key="rename_button").click().run()
+    ok(app)
+    assert list(app.dataframe[0].value["name"]) == ["my first run"]
+    assert RunStore().list()[0].name == "my first run"
+    app.button(key="delete_button").click().run()
+    ok(app)
+    assert len(RunStore()) == 0
