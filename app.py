@@ -16,7 +16,9 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+page.run()
 
+# Drawn after the page so it reflects what the page just loaded or built.
 with st.sidebar:
     ws = st.session_state.get("workspace")
     if ws is None:
@@ -26,5 +28,3 @@ with st.sidebar:
     formulation = st.session_state.get("formulation")
     if formulation is not None:
         st.caption(f"QUBO: {formulation.num_variables} variables, {formulation.num_interactions} interactions")
-
-page.run()

@@ -2,7 +2,7 @@
 
 At 50% filter sparsity on digits-cnn (conv1 and conv2 jointly, 8 of 16 and 16
 of 32 filters kept), without fine-tuning. For each seed the calibration set is
-a different 256-image subset of the train split (seeded) and the sampler seed
+a different 512-image subset of the train split (seeded) and the sampler seed
 changes with it; greedy Taylor uses the same importance as the QUBO.
 
 mu is chosen honestly: every candidate mu is run on the 5 seeds with accuracy
@@ -13,7 +13,7 @@ target of issue 5: QUBO (taylor) mean test accuracy >= greedy Taylor's and >=
 the L1-QUBO's.
 
     python -m benchmarks.filter_pruning [--seeds 0 1 2 3 4] [--mus 0 0.25 0.5 1 2]
-        [--sparsity 0.5] [--calib 256] [--num-reads 50] [--refine]
+        [--sparsity 0.5] [--calib 512] [--similarity pearson|cosine] [--quick] [--num-reads 50] [--refine]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ METHODS = ("qubo_taylor", "greedy_taylor", "l1_topk", "l1_qubo")
 
 def _run(
     mu: float, seeds: list[int], eval_data: EvalData, *, sparsity: float, calib_size: int, num_reads: int,
-    refine: bool,
+    refine: bool, similarity: str = "pearson",
 ) -> list[FilterPruningResult]:
     split = digits_split()
     model = load_model("digits-cnn")
@@ -46,6 +46,7 @@ def _run(
             prune_filters(
                 model, calib, sparsity=sparsity, importance="taylor", mu=mu, sampler="sa", num_reads=num_reads,
                 seed=seed, eval_data=eval_data, refine="tt" if refine else None, measure_speed=False,
+                similarity=similarity,
             )
         )
     return out
@@ -67,17 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--mus", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
     ap.add_argument("--sparsity", type=float, default=0.5)
-    ap.add_argument("--calib", type=int, default=256)
+    ap.add_argument("--calib", type=int, default=512)
     ap.add_argument("--num-reads", type=int, default=50)
+    ap.add_argument("--similarity", choices=["pearson", "cosine"], default="pearson")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, mu in {0, 0.5, 1} (a smoke run)")
     ap.add_argument("--refine", action="store_true", help="also report the QUBO + tensor-train refinement")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.mus = args.seeds[:2], [0.0, 0.5, 1.0]
     torch.set_num_threads(1)
     split = digits_split()
     t0 = time.perf_counter()
-    common = {"sparsity": args.sparsity, "calib_size": args.calib, "num_reads": args.num_reads, "refine": False}
+    common = {"sparsity": args.sparsity, "calib_size": args.calib, "num_reads": args.num_reads, "refine": False,
+              "similarity": args.similarity}
 
     print(f"## F2 filter pruning, digits-cnn, {100 * args.sparsity:.0f}% filter sparsity, no fine-tuning\n")
     print(f"Seeds {args.seeds}; calibration {args.calib} train images per seed; SA, {args.num_reads} reads; "
+          f"redundancy: |{args.similarity}| of conv outputs; "
           f"{platform.machine()}, torch {torch.__version__}.\n")
     print("### mu selection (validation accuracy %, mean ± std over seeds)\n")
     print("| mu | QUBO (taylor) | L1-QUBO |")

@@ -65,12 +65,12 @@ with results:
     variables = list(result.embedding)
     highlight = st.selectbox("Highlight the chain of", ["(none)", *map(str, variables)], key="highlight_var")
     chosen = next((v for v in variables if str(v) == highlight), None)
+    zoom = st.toggle("Zoom to the used qubits", value=True, key="embed_zoom")
+    view = embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
+                          bqm=formulation.bqm, zoom=zoom)
+    view.update_layout(height=620)
+    st.plotly_chart(view, key="embedding_view", width="stretch")
     left, right = st.columns(2)
     left.plotly_chart(problem_graph(formulation.bqm, highlight=chosen, title="Logical problem graph"),
                       key="problem_graph", width="stretch")
-    right.plotly_chart(
-        embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
-                       bqm=formulation.bqm),
-        key="embedding_view", width="stretch",
-    )
-    st.plotly_chart(chain_length_histogram(result.embedding), key="chain_hist", width="stretch")
+    right.plotly_chart(chain_length_histogram(result.embedding), key="chain_hist", width="stretch")

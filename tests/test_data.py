@@ -146,9 +146,9 @@ def _npy() -> bytes:
 
 
 BAD_NPZ = [
-    pytest.param(lambda: np.random.default_rng(0).bytes(300), ["could not be read", EXPECTED], id="random-bytes"),
-    pytest.param(lambda: b"images,labels\n0.1,2\n", ["could not be read", EXPECTED], id="csv-text"),
-    pytest.param(lambda: b"", ["could not be read", EXPECTED], id="empty-file"),
+    pytest.param(lambda: np.random.default_rng(0).bytes(300), [EXPECTED], id="random-bytes"),
+    pytest.param(lambda: b"images,labels\n0.1,2\n", [EXPECTED], id="csv-text"),
+    pytest.param(lambda: b"", [EXPECTED], id="empty-file"),
     pytest.param(lambda: _npz(images=_images(40, (1, 8, 8)), labels=np.arange(40))[:400],
                  ["could not be read", EXPECTED], id="truncated-zip"),
     pytest.param(lambda: _npz(labels=np.arange(3)), ["no images", EXPECTED], id="missing-images"),

@@ -11,6 +11,8 @@ import math
 import pickle
 import shutil
 import urllib.error
+import warnings
+import zipfile
 
 import pytest
 import torch
@@ -248,6 +250,39 @@ def _missing_key_state_dict() -> bytes:
     return _saved(state)
 
 
+def _npz_bytes() -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, images=np.zeros((2, 1, 8, 8)), labels=np.arange(2))
+    return buf.getvalue()
+
+
+def _torchscript_bytes() -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(build_model("digits-cnn")), buf)
+    return buf.getvalue()
+
+
+def _truncated_torchscript() -> bytes:
+    raw = _torchscript_bytes()
+    return raw[: len(raw) // 2]
+
+
+def _torchscript_with_broken_code() -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(_torchscript_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if "/code/" in name and name.endswith(".py"):
+                data = b"this is not python((("
+            dst.writestr(name, data)
+    return out.getvalue()
+
+
 def _bad(id_, make, architecture, needles, **kw):
     return pytest.param(make, architecture, needles, id=id_, **kw)
 
@@ -263,6 +298,10 @@ BAD_FILES = [
     _bad("corrupt-bytes", lambda: bytes(range(256)) * 8, "digits-cnn", [EXPECTED]),
     _bad("truncated-state_dict", _truncated_state_dict, "digits-cnn", ["not a readable PyTorch file", EXPECTED]),
     _bad("empty-file", lambda: b"", "digits-cnn", ["empty", EXPECTED]),
+    _bad("npz-uploaded-as-model", _npz_bytes, "digits-cnn", ["not a readable PyTorch file", EXPECTED]),
+    _bad("truncated-torchscript", _truncated_torchscript, None, [EXPECTED]),
+    _bad("torchscript-with-broken-code", _torchscript_with_broken_code, None,
+         ["TorchScript archive could not be loaded", EXPECTED]),
     _bad("wrong-architecture", lambda: _saved(build_model("digits-mlp").state_dict()), "digits-cnn",
          ["does not match digits-cnn", "missing", "unexpected"]),
     _bad("missing-keys", _missing_key_state_dict, "digits-cnn", ["does not match digits-cnn", "missing 1", "fc.bias"]),
@@ -281,6 +320,7 @@ BAD_FILES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning", "ignore:`torch.jit:FutureWarning")
 @pytest.mark.parametrize("make, architecture, needles", BAD_FILES)
 def test_bad_uploads_are_refused_saying_what_was_expected(make, architecture, needles):
     with pytest.raises(InvalidInputError) as info:

@@ -82,8 +82,12 @@ def embedding_view(
     highlight_var: Hashable | None = None,
     bqm: dimod.BinaryQuadraticModel | None = None,
     title: str | None = None,
+    zoom: bool = False,
 ) -> go.Figure:
     """A minor embedding drawn on the QPU layout of ``dwave.graphs``.
+
+    ``zoom`` frames the used qubits (with a margin) instead of the whole QPU,
+    which matters when a small problem uses a few dozen of thousands of qubits.
 
     Traces (in order): ``unused qubits`` (one faint scattergl trace), chain
     edges (scattergl line traces with None separators, one per palette colour),
@@ -234,6 +238,12 @@ def embedding_view(
         )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    if zoom and used:
+        xy = np.array([pos[q] for q in used], dtype=float)
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        pad = 0.15 * max(float((hi - lo).max()), 0.02)
+        fig.update_xaxes(range=[lo[0] - pad, hi[0] + pad])
+        fig.update_yaxes(range=[lo[1] - pad, hi[1] + pad])
     lengths = [len(c) for c in embedding.values()]
     summary = (
         f"{len(used)} of {target_graph.number_of_nodes()} qubits used, "
@@ -242,7 +252,7 @@ def embedding_view(
     name = TOPOLOGY_NAMES[topology]
     return base_layout(
         fig,
-        title or f"Embedding on {name}: {summary}",
+        title or f"Embedding on {name}<br><sup>{summary}</sup>",
         hovermode="closest",
         legend={"itemsizing": "constant"},
     )

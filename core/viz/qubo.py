@@ -352,7 +352,11 @@ def problem_graph(
     g.add_nodes_from(bqm.variables)
     for (u, v), bias in bqm.quadratic.items():
         g.add_edge(u, v, weight=abs(float(bias)), bias=float(bias))
-    pos = nx.spring_layout(g, seed=seed, iterations=iterations, weight=None)
+    if g.number_of_nodes() <= 150 and nx.is_connected(g):
+        # Kamada-Kawai spreads one-hot cliques apart, where a spring layout collapses them.
+        pos = nx.kamada_kawai_layout(g, weight=None)
+    else:
+        pos = nx.spring_layout(g, seed=seed, iterations=iterations, weight=None, k=2.0 / max(1, g.number_of_nodes()) ** 0.5)
     fig = go.Figure()
 
     edges = list(g.edges(data="bias"))

@@ -27,7 +27,8 @@ Helpers (import with ``from .conftest import ...``)
 ``goto_page(page, title)``     open a page through the sidebar navigation and wait for its run.
 ``select_option(page, label, option)``  choose an option in the st.selectbox with that label.
 ``assert_no_exception(page)``  fail if a Streamlit exception/traceback box is on the page.
-``shot(page, name)``           save ``test-results/e2e/<name>.png`` (full page) and return its path.
+``shot(page, name)``           save ``test-results/e2e/<name>.png`` (whole page) and return its path
+                               (``$QCL_E2E_OUTPUT_DIR/<name>.png`` when that variable is set).
 
 Chromium missing: the tests are skipped with a reason, except under CI (env ``CI``
 set), where they fail instead.
@@ -51,7 +52,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-OUTPUT_DIR = REPO_ROOT / "test-results" / "e2e"
+# pytest-playwright wipes ./test-results at the start of *every* pytest session (its autouse
+# delete_output_dir fixture), so a concurrent pytest run elsewhere in the repo can delete these files
+# mid-run; QCL_E2E_OUTPUT_DIR puts them somewhere else when that matters.
+OUTPUT_DIR = Path(os.environ.get("QCL_E2E_OUTPUT_DIR") or REPO_ROOT / "test-results" / "e2e").resolve()
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -218,7 +222,7 @@ def chromium_page(e2e_playwright, tmp_path: Path, request: pytest.FixtureRequest
         yield page
     finally:
         rep = getattr(request.node, "e2e_rep_call", None)
-        if rep is not None and (rep.failed or hasattr(rep, "wasxfail")):
+        if rep is not None and (rep.failed or (rep.skipped and hasattr(rep, "wasxfail"))):
             name = re.sub(r"[^\w.-]+", "_", request.node.name)
             try:
                 shot(page, f"FAILED-{name}")
@@ -294,11 +298,28 @@ def assert_no_exception(page) -> None:
         raise AssertionError("Streamlit exception on the page:\n" + boxes.first.inner_text()[:2000])
 
 
-def shot(page, name: str) -> Path:
-    """Save a full-page screenshot as ``test-results/e2e/<name>.png`` and return its path."""
+def shot(page, name: str, max_height: int = 4000) -> Path:
+    """Save a screenshot of the whole page as ``test-results/e2e/<name>.png`` and return its path.
+
+    Streamlit scrolls inside ``stMain``, not the document, so ``full_page`` alone would stop at the
+    viewport: the viewport is stretched to the content's height (at most ``max_height``) for the shot.
+    """
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUTPUT_DIR / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    viewport = page.viewport_size or VIEWPORT
+    height = page.evaluate(
+        "() => Math.max(...['[data-testid=\"stMain\"]', '[data-testid=\"stAppViewContainer\"]']"
+        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight), 0)"
+    )
+    tall = min(max(int(height), viewport["height"]), max_height)
+    if tall > viewport["height"]:
+        page.set_viewport_size({"width": viewport["width"], "height": tall})
+        page.wait_for_timeout(400)  # let plotly and the grids lay out again
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if tall > viewport["height"]:
+            page.set_viewport_size(viewport)
     return path
 
 
