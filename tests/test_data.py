@@ -185,10 +185,7 @@ BAD_NPZ = [
                  id="no-examples"),
     pytest.param(lambda: _npz(images=_images(3), labels=np.array([0, 1, 10**9])), ["not a class index"],
                  id="absurd-label"),
-    pytest.param(_npy, [EXPECTED], id="npy-not-npz",
-                 marks=pytest.mark.xfail(strict=True, raises=TypeError,
-                                         reason="BUG core/data/uploads.py load_npz: np.load of a .npy returns an "
-                                         "ndarray, and `with ... as archive` raises TypeError")),
+    pytest.param(_npy, [EXPECTED], id="npy-not-npz"),
 ]
 
 
@@ -202,11 +199,6 @@ def test_bad_npz_is_refused_with_a_clear_message(make, needles):
     assert "Traceback" not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/data/uploads.py load_npz: a non-zip upload gets numpy's 'This file contains pickled (object) "
-    "data. If you trust the file you can load it unsafely using the allow_pickle= ...' - advice to load unsafely",
-)
 def test_non_npz_message_does_not_advise_unsafe_loading():
     with pytest.raises(InvalidInputError) as info:
         load_npz(b"images,labels\n0.1,2\n")

@@ -311,11 +311,6 @@ BAD_FILES = [
     _bad(
         "wrong-num_classes-shape", lambda: _saved(_cnn_state(num_classes=5)), "digits-cnn",
         ["does not match digits-cnn", "wrong shape for fc"],
-        marks=pytest.mark.xfail(
-            strict=True, raises=RuntimeError,
-            reason="BUG core/models/uploads.py load_uploaded_model: load_state_dict(strict=False) still raises "
-            "RuntimeError on size mismatch before the shape check runs",
-        ),
     ),
 ]
 
@@ -331,11 +326,6 @@ def test_bad_uploads_are_refused_saying_what_was_expected(make, architecture, ne
     assert "Traceback" not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/models/uploads.py: any UnpicklingError (also random bytes: 'invalid load key') is reported as "
-    "'holds pickled Python objects (for example a whole model ...)', which misdescribes a corrupt file",
-)
 def test_corrupt_bytes_are_not_described_as_a_pickled_model():
     with pytest.raises(InvalidInputError) as info:
         load_uploaded_model(bytes(range(256)) * 8, architecture="digits-cnn")

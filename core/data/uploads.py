@@ -30,6 +30,9 @@ def load_npz(source: bytes | str | Path, *, name: str = "uploaded") -> EvalData:
             f"The data file is {len(raw) / 2**20:.0f} MiB; the limit is "
             f"{MAX_NPZ_BYTES / 2**20:.0f} MiB. Upload a smaller evaluation subset."
         )
+    if not raw.startswith(b"PK"):
+        kind = "a single .npy array" if raw.startswith(b"\x93NUMPY") else "not a .npz (zip) archive"
+        raise InvalidInputError(f"The data file is {kind}. {EXPECTED_NPZ}")
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

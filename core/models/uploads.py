@@ -49,7 +49,9 @@ def load_uploaded_model(
         return _checked(model.eval())
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if not raw.startswith(b"\x80") and "Unsupported global" not in str(exc):
+            raise InvalidInputError(f"The file is not a readable PyTorch file ({_short(exc)}). {EXPECTED}") from None
         raise InvalidInputError(
             "This file holds pickled Python objects (for example a whole model saved with torch.save(model)); "
             f"for safety those are not loaded. {EXPECTED}"
@@ -65,13 +67,14 @@ def load_uploaded_model(
     model_spec(architecture)
     model = build_model(architecture, num_classes=num_classes)
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    result = model.load_state_dict(state, strict=False)
     expected_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     wrong = [k for k, v in state.items() if k in expected_shapes and tuple(v.shape) != expected_shapes[k]]
-    if result.missing_keys or result.unexpected_keys or wrong:
+    result = model.load_state_dict({k: v for k, v in state.items() if k not in wrong}, strict=False)
+    missing = [k for k in result.missing_keys if k not in wrong]
+    if missing or result.unexpected_keys or wrong:
         parts = []
-        if result.missing_keys:
-            parts.append(f"missing {len(result.missing_keys)} (e.g. {result.missing_keys[0]})")
+        if missing:
+            parts.append(f"missing {len(missing)} (e.g. {missing[0]})")
         if result.unexpected_keys:
             parts.append(f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[0]})")
         if wrong:
