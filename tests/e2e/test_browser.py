@@ -48,7 +48,6 @@ def test_home_then_model_shows_accuracy(app_page):
     shot(page, "model")
 
 
-@pytest.mark.xfail(strict=False, reason="app.py draws the sidebar summary before page.run(), so it lags one rerun")
 def test_sidebar_summary_follows_loaded_model(app_page):
     page = app_page
     load_default_model(page)
