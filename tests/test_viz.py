@@ -599,3 +599,20 @@ def test_qubo_heatmap_colliding_names_fall_back_to_positions() -> None:
     text = np.array(hm.text, dtype=object)
     assert text[0, 1] == "row: 1<br>column: 1"
     assert "%{text}" in hm.hovertemplate
+
+
+def test_energy_histogram_with_all_reads_equal_uses_a_narrow_bin():
+    fig = energy_histogram({"tabu": [0.25] * 50}, exact=0.25)
+    bins = fig.data[0].xbins
+    assert bins.size < 0.01
+    lo, hi = fig.layout.xaxis.range
+    assert lo < 0.25 < hi and hi - lo < 0.1
+
+
+def test_pareto_scatter_keeps_accuracy_in_unit_range_and_widens_equal_sizes():
+    df = pd.DataFrame({"id": [1, 2], "name": ["a", "b"], "sampler": ["sa", "tabu"],
+                       "size_bits_after": [41344, 41344], "accuracy_after": [0.99, 0.99]})
+    fig = pareto_scatter(df)
+    assert fig.layout.yaxis.range[1] <= 1.01
+    lo, hi = fig.layout.xaxis.range
+    assert lo < 41344 < hi and hi - lo > 1000

@@ -66,7 +66,10 @@ def energy_histogram(
     lo, hi = float(allv.min()), float(allv.max())
     if exact is not None and np.isfinite(exact):
         lo, hi = min(lo, float(exact)), max(hi, float(exact))
-    size = (hi - lo) / max(1, nbins) if hi > lo else 1.0
+    spread = hi - lo
+    degenerate = spread <= 1e-9 * max(1.0, abs(hi))
+    # all reads at one energy: a narrow bar in a readable window, not a bar of width 1
+    size = 1e-3 * max(1.0, abs(hi)) if degenerate else spread / max(1, nbins)
     fig = go.Figure()
     for k, (label, (e, w)) in enumerate(runs.items()):
         if not e.size:
@@ -86,6 +89,8 @@ def energy_histogram(
         )
     _add_optimum(fig, exact)
     fig.update_xaxes(title_text="energy")
+    if degenerate:
+        fig.update_xaxes(range=[lo - 20 * size, hi + 20 * size])
     fig.update_yaxes(title_text="fraction of reads" if normalize else "reads")
     return base_layout(fig, title, barmode="overlay", legend={"title": {"text": "run"}})
 

@@ -188,6 +188,15 @@ def pareto_scatter(
     )
     fig.update_xaxes(title_text=x.replace("_", " "))
     fig.update_yaxes(title_text=y.replace("_", " "))
+    if y.startswith("accuracy"):
+        # accuracies are fractions: never let autoscale run past 0..1
+        low = float(data[y].min())
+        fig.update_yaxes(range=[max(0.0, low - 0.05), 1.01], tickformat=".0%")
+    xs = data[x].to_numpy(dtype=float)
+    if xs.max() - xs.min() < 1e-9 * max(1.0, abs(xs.max())) or xs.max() <= 1.05 * xs.min():
+        # all runs (nearly) the same size: a symmetric window instead of a degenerate range
+        mid = float(xs.mean()) or 1.0
+        fig.update_xaxes(range=[0.8 * mid, 1.2 * mid])
     return base_layout(
         fig, f"{title}: {len(front)} of {len(data)} runs on the Pareto front"
     )
