@@ -30,7 +30,7 @@ def accepts_quick(name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the benchmarks in benchmarks/ one after another.")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Run the benchmarks in benchmarks/ one after another.")
     parser.add_argument("--only", nargs="+", choices=ORDER, help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true", help="pass --quick to benchmarks that support it")
     args = parser.parse_args(argv)

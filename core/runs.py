@@ -24,7 +24,9 @@ from core.formulations.base import Decision, Formulation
 from core.workspace import Workspace, open_workspace
 
 METHODS = ("mixed-precision", "filter-pruning", "adaround", "bnn", "qianets")
-IMPLEMENTED_METHODS = ("mixed-precision",)
+IMPLEMENTED_METHODS = ("mixed-precision", "filter-pruning", "adaround")
+# methods solved as many independent QUBOs, run by core.methods.<module>.run_<module>
+MULTI_QUBO_METHODS = ("filter-pruning", "adaround")
 Progress = Callable[[int, int, str], None]
 
 
@@ -49,11 +51,58 @@ def formulate(ws: Workspace, method: str = "mixed-precision", *, progress: Progr
     """Build the QUBO of ``method`` for the workspace's model."""
     if method not in METHODS:
         raise InvalidInputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    if method != "mixed-precision":
+    if method not in IMPLEMENTED_METHODS:
         raise InvalidInputError(f"The {method} method is not available in this version yet.")
+    if method in MULTI_QUBO_METHODS:
+        return subproblem(ws, method, **options)
     from core.formulations.mixed_precision import build_mixed_precision
 
     return build_mixed_precision(ws.model, ws.calibration, seed=seed, progress=progress, **options)
+
+
+def subproblem(ws: Workspace, method: str, **options: Any) -> Formulation:
+    """One representative subproblem of a multi-QUBO method (what the app
+    shows): adaround ``layer, channel, bits, scale``; filter-pruning ``layer,
+    sparsity, importance, mu`` (and optionally precomputed ``stats``)."""
+    if method == "adaround":
+        from core.methods.adaround import channel_problem
+
+        return channel_problem(ws, options["layer"], int(options.get("channel", 0)), bits=int(options["bits"]),
+                               scale=options.get("scale", "minmax"))
+    if method == "filter-pruning":
+        from core.methods.filter_pruning import layer_problem
+
+        return layer_problem(ws, options["layer"], sparsity=float(options["sparsity"]),
+                             importance=options.get("importance", "taylor"), mu=float(options.get("mu", 0.5)),
+                             stats=options.get("stats"))
+    raise InvalidInputError(f"{method} is not solved as separate subproblems.")
+
+
+def run_method(ws: Workspace, method: str, *, sampler: str = "sa", num_reads: int = 100, seed: int = 0,
+               options: Mapping[str, Any] | None = None, sampler_params: Mapping[str, Any] | None = None,
+               sampler_config: Mapping[str, Any] | None = None, compute_exact: bool = True,
+               latency_repeats: int = 20,
+               progress: Callable[[float, str], None] | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
+    """A whole run of a multi-QUBO method; returns (report, representative BQM)."""
+    opts = dict(options or {})
+    common = {"sampler": sampler, "num_reads": num_reads, "seed": seed, "sampler_params": sampler_params,
+              "sampler_config": sampler_config, "compute_exact": compute_exact,
+              "latency_repeats": latency_repeats, "progress": progress}
+    if method == "adaround":
+        from core.methods.adaround import run_adaround
+
+        return run_adaround(ws, bits=int(opts.get("bits", 4)), scale=opts.get("scale", "minmax"),
+                            use_quantized_inputs=bool(opts.get("use_quantized_inputs", True)), **common)
+    if method == "filter-pruning":
+        from core.methods.filter_pruning import run_filter_pruning
+
+        return run_filter_pruning(ws, sparsity=float(opts.get("sparsity", 0.5)),
+                                  importance=opts.get("importance", "taylor"), mu=float(opts.get("mu", 0.5)),
+                                  refine=opts.get("refine"), finetune_epochs=int(opts.get("finetune_epochs", 0)),
+                                  **common)
+    if method not in METHODS:
+        raise InvalidInputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    raise InvalidInputError(f"The {method} method is not available in this version yet.")
 
 
 def solve_formulation(formulation: Formulation, sampler: str = "sa", *, num_reads: int = 100, seed: int = 0,
@@ -286,6 +335,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     mp.add_argument("--pairwise", action="store_true", help="measure pairwise terms for neighbouring units")
     mp.add_argument("--sensitivity", default="measured", choices=["measured", "hessian", "magnitude"])
     mp.add_argument("--encoding", default="onehot", choices=["onehot", "paper"])
+    ar = p.add_argument_group("adaround (F3 rounding QUBO)")
+    ar.add_argument("--bits", type=int, default=4, help="weight bits, 1..8 (all Conv2d/Linear layers)")
+    ar.add_argument("--scale", default="minmax", choices=["minmax", "mse"], help="per-output-channel scale")
+    ar.add_argument("--float-inputs", action="store_true",
+                    help="Gram matrices from the float network instead of the already-quantized one")
+    fp = p.add_argument_group("filter-pruning (F2 hybrid QUBO)")
+    fp.add_argument("--sparsity", type=float, default=0.5, help="fraction of filters removed per conv layer")
+    fp.add_argument("--importance", default="taylor", choices=["taylor", "fisher", "l1"])
+    fp.add_argument("--mu", type=float, default=0.5, help="weight of the redundancy term")
+    fp.add_argument("--refine", default=None, choices=["tt"], help="tensor-train refinement (ttopt)")
+    fp.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune epochs for every method")
     qpu = p.add_argument_group("QPU-like samplers")
     qpu.add_argument("--chain-strength", type=float, default=None)
     qpu.add_argument("--num-sweeps", type=int, default=None, help="sweeps for sa / simulated QPU / sqa")
@@ -293,11 +353,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """``python -m core run``: resolve the workspace, run, return (report, bqm)."""
-    from pathlib import Path
-
     if args.reads < 1:
         raise InvalidInputError("--reads must be at least 1.")
     ws = open_workspace(args.model, data=args.data, weights=args.weights, seed=args.seed)
+    if args.method in MULTI_QUBO_METHODS or args.method not in IMPLEMENTED_METHODS:
+        return _run_multi_from_args(args, ws)
     options = {
         "options": args.options,
         "lambda_bits": args.lambda_bits,
@@ -310,16 +370,43 @@ def run_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dimod.Binar
         "sensitivity": args.sensitivity,
         "encoding": args.encoding,
     }
+    sampler_params = _sampler_params_from_args(args)
+    report, formulation = run(ws, method=args.method, sampler=args.sampler, num_reads=args.reads, seed=args.seed,
+                              formulation_options=options, sampler_params=sampler_params,
+                              compute_exact=not args.no_exact, latency_repeats=args.latency_repeats)
+    _paths(args)
+    return report, formulation.bqm
+
+
+def _sampler_params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     sampler_params: dict[str, Any] = {}
     if args.chain_strength is not None:
         sampler_params["chain_strength"] = args.chain_strength
     if args.num_sweeps is not None:
         sampler_params["num_sweeps"] = args.num_sweeps
-    report, formulation = run(ws, method=args.method, sampler=args.sampler, num_reads=args.reads, seed=args.seed,
-                              formulation_options=options, sampler_params=sampler_params,
-                              compute_exact=not args.no_exact, latency_repeats=args.latency_repeats)
+    return sampler_params
+
+
+def _paths(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     if args.out is not None:
         args.out = Path(args.out)
     if args.bqm is not None:
         args.bqm = Path(args.bqm)
-    return report, formulation.bqm
+
+
+def _run_multi_from_args(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
+    if args.method == "adaround":
+        options: dict[str, Any] = {"bits": args.bits, "scale": args.scale,
+                                   "use_quantized_inputs": not args.float_inputs}
+    elif args.method == "filter-pruning":
+        options = {"sparsity": args.sparsity, "importance": args.importance, "mu": args.mu,
+                   "refine": args.refine, "finetune_epochs": args.finetune_epochs}
+    else:
+        options = {}
+    report, bqm = run_method(ws, args.method, sampler=args.sampler, num_reads=args.reads, seed=args.seed,
+                             options=options, sampler_params=_sampler_params_from_args(args),
+                             compute_exact=not args.no_exact, latency_repeats=args.latency_repeats)
+    _paths(args)
+    return report, bqm

@@ -72,7 +72,7 @@ def test_labels_groups_and_tables():
     assert row["name"] == "layer0" and row["params"] == problem.params[0]
     assert [o["option"] for o in row["options"]] == ["prune", 4, "keep"]
     for o, k in zip(row["options"], range(3)):
-        assert o["energy"] == pytest.approx(f.bqm.get_linear(groups[0][k]) + f.params["one_hot_strength"])
+        assert o["energy"] == pytest.approx(f.bqm.get_linear(groups[0][k]) + f.params["one_hot_strengths"]["layer0"])
     assert f.tables["budget_bits"] is None and f.tables["lambda_bits"] == 0.5
 
 
@@ -279,3 +279,13 @@ def test_build_on_digits_cnn_end_to_end(digits, kwargs):
     assert sum(p.numel() for p in compressed.parameters()) == sum(p.numel() for p in model.parameters())
     if f.tables["budget_bits"] is not None:
         assert d.details["size_bits"] <= f.tables["budget_bits"]
+
+
+def test_each_unit_gets_its_own_onehot_strength():
+    """A shared maximum strength would freeze annealers on units with tiny option differences."""
+    problem = random_problem(6, ("prune", 2, 4, 8, "keep"), seed=3)
+    f = formulate_mixed_precision(problem, lambda_bits=0.5, lambda_sparsity=0.0)
+    strengths = f.params["one_hot_strengths"]
+    assert set(strengths) == set(problem.units)
+    assert max(strengths.values()) == f.params["one_hot_strength"]
+    assert min(strengths.values()) < max(strengths.values())

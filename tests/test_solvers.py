@@ -471,3 +471,16 @@ def test_cloud_failure_during_sampling_is_plain(monkeypatch):
     with pytest.raises(UnavailableError, match="Could not reach D-Wave Leap") as info:
         solve(random_bqm(3, 0), "leap-hybrid", config={"token": SECRET})
     _assert_secret_absent(str(info.value))
+
+
+def test_rl_handles_onehot_groups_of_unequal_size():
+    """The classifier of a real model has no prune option, so its group is one shorter."""
+    bqm = dimod.BinaryQuadraticModel(
+        {"a@1": 0.3, "a@2": 0.1, "a@3": 0.2, "b@1": 0.5, "b@2": -0.1}, {("a@2", "b@2"): 0.05}, 0.0, "BINARY"
+    )
+    for group in (["a@1", "a@2", "a@3"], ["b@1", "b@2"]):
+        bqm.add_linear_equality_constraint([(v, 1.0) for v in group], 2.0, -1.0)
+    groups = [["a@1", "a@2", "a@3"], ["b@1", "b@2"]]
+    ss = solve(bqm, "rl", num_reads=10, seed=0, groups=groups)
+    assert ss.first.sample == {"a@1": 0, "a@2": 1, "a@3": 0, "b@1": 0, "b@2": 1}
+    assert np.isfinite(ss.record.energy).all()

@@ -432,7 +432,8 @@ def formulate_mixed_precision(
         strength = _margin(_objective_range(linear, quad))
         slack = {"quantum_bits": q, "cost_units": units_cost, "budget_units": b_units, "lower_units": lb,
                  "strength": strength, "active": active}
-    bqm, A, slack_vars = _assemble(groups, linear, quad, slack)
+    bqm, strengths, slack_vars = _assemble(groups, linear, quad, slack)
+    A = max(strengths, default=0.0)
     model = OneHotModel(
         groups, linear, quad,
         cost=slack["cost_units"] if slack else None,
@@ -507,7 +508,8 @@ def formulate_mixed_precision(
         "encoding": "onehot",
         "onehot_groups": groups,
         "variables": variables,
-        "one_hot_strength": A,
+        "one_hot_strength": A,  # the largest; each unit has its own (one_hot_strengths)
+        "one_hot_strengths": dict(zip(problem.units, strengths)),
         "budget_encoding": budget_encoding if budget is not None else None,
         "budget_bits": budget,
         "lambda_bits": lambda_bits,
@@ -528,8 +530,8 @@ def _assemble(
     linear: list[np.ndarray],
     quad: Mapping[tuple[str, str], float],
     slack: dict[str, Any] | None = None,
-) -> tuple[dimod.BinaryQuadraticModel, float, list[str]]:
-    """Build the BQM: objective, [slack budget penalty], then one-hot at a safe A."""
+) -> tuple[dimod.BinaryQuadraticModel, list[float], list[str]]:
+    """Build the BQM: objective, [slack budget penalty], then one-hot at a safe A per unit."""
     bqm = dimod.BinaryQuadraticModel(dimod.BINARY)
     for group, h in zip(groups, linear):
         for v, bias in zip(group, h):
@@ -546,10 +548,13 @@ def _assemble(
                 lb=slack["lower_units"], ub=slack["budget_units"],
             )
         slack_vars = [v for v, _ in added]
-    A = onehot_strength(bqm, groups)
-    for group in groups:
-        bqm.add_linear_equality_constraint([(v, 1.0) for v in group], A, -1.0)
-    return bqm, A, slack_vars
+    # One strength per unit: the proof in onehot_strength bounds each unit on its own (a
+    # single-unit move changes only that unit's variables), and a shared maximum would put
+    # barriers far above the small option differences of other units, freezing annealers.
+    strengths = [onehot_strength(bqm, [group]) for group in groups]
+    for group, strength in zip(groups, strengths):
+        bqm.add_linear_equality_constraint([(v, 1.0) for v in group], strength, -1.0)
+    return bqm, strengths, slack_vars
 
 
 def build_mixed_precision(

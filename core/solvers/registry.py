@@ -164,8 +164,9 @@ _GROUPS = P(
 _SQA_OPTIONS = (
     P(
         "beta",
-        10.0,
-        "Inverse temperature (problem scaled to a largest Ising bias of 1).",
+        None,
+        "Inverse temperature (problem scaled to a largest Ising bias of 1); default: cold enough "
+        "to resolve the smallest bias (3 / smallest |bias|, between 10 and 1e5).",
     ),
     P("gamma", 1.0, "Initial transverse field."),
     P("num_sweeps", 1000, "Monte Carlo sweeps per read."),

@@ -203,7 +203,8 @@ class ReinforceSampler(dimod.Sampler):
                     x[rows, chosen[gi]] = 1.0
                 log_prob = log_prob + log_p.gather(1, choice).sum(dim=0)
                 p_group = log_p.exp()
-                entropy = entropy - torch.where(group_mask, p_group * log_p, 0.0).sum()
+                # masked_fill before the product: 0 * -inf would be NaN, and its gradient too
+                entropy = entropy - (p_group * log_p.masked_fill(~group_mask, 0.0)).sum()
 
             states = x.numpy().astype(np.int8)
             energies = binary.energies((states, order))

@@ -33,7 +33,10 @@ class SQASampler(dimod.Sampler):
     factor); energies are always reported in the original scale.
 
     Args:
-        beta: inverse temperature in the scaled problem (default 10).
+        beta: inverse temperature in the scaled problem. Default (None): cold
+            enough to resolve the smallest nonzero bias, ``3 / min |bias|``
+            clipped to [10, 1e5]; a fixed 10 leaves the small distortion
+            differences of compression QUBOs at thermal noise.
         gamma: initial transverse field (default 1.0).
         num_sweeps: Monte Carlo sweeps per read (default 1000).
         trotter: Trotter slices (default 8).
@@ -45,12 +48,12 @@ class SQASampler(dimod.Sampler):
     def __init__(
         self,
         *,
-        beta: float = 10.0,
+        beta: float | None = None,
         gamma: float = 1.0,
         num_sweeps: int = 1000,
         trotter: int = 8,
     ) -> None:
-        self.beta = validate_positive_float(beta, "beta")
+        self.beta = None if beta is None else validate_positive_float(beta, "beta")
         self.gamma = validate_positive_float(gamma, "gamma")
         self.num_sweeps = validate_positive_int(num_sweeps, "num_sweeps")
         self.trotter = validate_positive_int(trotter, "trotter")
@@ -86,7 +89,7 @@ class SQASampler(dimod.Sampler):
         """Run SQA; see the class docstring for the parameters."""
         num_reads = validate_positive_int(num_reads, "num_reads")
         kwargs: dict[str, Any] = {
-            "beta": validate_positive_float(
+            "beta": None if (self.beta if beta is None else beta) is None else validate_positive_float(
                 self.beta if beta is None else beta, "beta"
             ),
             "gamma": validate_positive_float(
@@ -120,6 +123,9 @@ class SQASampler(dimod.Sampler):
         h, J, _ = int_bqm.to_ising()
         scale = max((abs(b) for b in (*h.values(), *J.values())), default=0.0) or 1.0
         int_bqm.scale(1.0 / scale)
+        if kwargs["beta"] is None:
+            nonzero = [abs(b) / scale for b in (*h.values(), *J.values()) if abs(b) > 1e-12 * scale]
+            kwargs["beta"] = float(np.clip(3.0 / min(nonzero, default=1.0), 10.0, 1e5))
         # OpenJij reuses one seed for every read of a call (identical reads), so
         # run one read per call, each with its own seed derived from ``seed``.
         read_seeds = np.random.default_rng(seed).integers(0, 2**31, size=num_reads)

@@ -15,6 +15,7 @@ from core.viz.embedding import (
     target_graph_from_properties,
 )
 from core.viz.energy import energy_ecdf, energy_histogram
+from core.viz.methods import kept_filters_map, layer_error_bars
 from core.viz.qubo import DEFAULT_MAX_CELLS, problem_graph, qubo_heatmap
 from core.viz.results import (
     decision_bars,
@@ -35,6 +36,8 @@ __all__ = [
     "energy_ecdf",
     "energy_histogram",
     "inspector_data",
+    "kept_filters_map",
+    "layer_error_bars",
     "inspector_embedding",
     "option_bits",
     "pareto_scatter",

@@ -1,0 +1,213 @@
+"""``--method adaround``: the F3 rounding QUBO as one run with a report.
+
+:func:`run_adaround` quantizes the workspace's model with
+:func:`core.formulations.adaround.quantize_model_adaround` (one QUBO per output
+channel, any registry sampler), evaluates it against the float model and the
+round-to-nearest (RTN) baseline at the same scales, and returns the DESIGN
+section 5 report plus one representative subproblem's BQM (the first layer's
+output channel 0) for ``--bqm``.
+
+Report fields specific to this method:
+
+* ``energies[]``: per subproblem (output channel, layers in order, channels in
+  order) the energy of the chosen rounding, which *is* that channel's squared
+  pre-activation error summed over the calibration rows (the QUBO's constant
+  is included); ``best.energy`` is their sum.
+* ``best.decision``: per layer, a summary (channels, QUBO size, error vs RTN);
+  ``best.sample``: per layer, per output channel, the rounding bits v over the
+  weight positions (1 = rounded up; positions fixed by clipping carry 0 and are
+  not QUBO variables). Omitted (``{}``) above ``MAX_SAMPLE_BITS`` bits, with
+  ``best.sample_note`` saying so.
+* ``exact``: brute force for every channel with at most ``EXACT_MAX_FREE``
+  free variables; ``exact.energy`` is the sum over *all* subproblems only when
+  every channel was covered, else null (``exact.subproblems`` lists the ones
+  that were).
+* ``baselines.rtn``: RTN's accuracy, size and per-layer errors; ``layers[]``:
+  the engine's per-layer table (error_qubo, error_rtn, ratio, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import dimod
+import numpy as np
+from torch import nn
+
+from core.errors import InvalidInputError
+from core.formulations.adaround import (
+    _collect_grams,
+    _rtn_assignment,
+    channel_formulation,
+    layer_inputs,
+    layer_problem,
+    quantize_model_adaround,
+)
+from core.formulations.base import Formulation
+from core.methods.common import Progress, RegistrySampler, check_reads, ratio, skeleton
+from core.models.units import COMPRESSIBLE
+
+METHOD = "adaround"
+EXACT_MAX_FREE = 16
+MAX_SAMPLE_BITS = 2_000_000
+ENERGIES_NOTE = (
+    "One energy per subproblem (output channel; layers in order, channels in order): the QUBO energy of the "
+    "chosen rounding including its constant, i.e. that channel's squared pre-activation error summed over the "
+    "calibration rows. best.energy is their sum."
+)
+
+
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """The Conv2d/Linear layers the rounding QUBO applies to, in order."""
+    return [n for n, m in model.named_modules() if isinstance(m, COMPRESSIBLE)]
+
+
+def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str = "minmax") -> Formulation:
+    """One output channel's rounding QUBO on the float model's calibration
+    inputs of ``layer`` (what the app shows; the run itself uses the inputs of
+    the already-quantized earlier layers)."""
+    names = quantizable_layers(ws.model)
+    if layer not in names:
+        raise InvalidInputError(f"{layer!r} is not a Conv2d/Linear layer of {ws.model_name}.")
+    x = layer_inputs(ws.model, layer, ws.calibration.images)
+    return channel_formulation(ws.model.get_submodule(layer), x, int(channel), bits, scale=scale, name=layer)
+
+
+def _brute_force(problem: Any, j: int) -> float | None:
+    idx, linear, (r, c, quad), offset = problem.channel_qubo(j)
+    m = int(idx.size)
+    if m > EXACT_MAX_FREE:
+        return None
+    if m == 0:
+        return float(offset)
+    x = ((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(np.float64)
+    e = offset + x @ np.asarray(linear) + (x[:, np.asarray(r, dtype=int)] * x[:, np.asarray(c, dtype=int)]) @ np.asarray(quad)
+    return float(e.min())
+
+
+def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "sa", num_reads: int = 4,
+                 seed: int = 0, sampler_params: Mapping[str, Any] | None = None,
+                 sampler_config: Mapping[str, Any] | None = None, use_quantized_inputs: bool = True,
+                 compute_exact: bool = True, latency_repeats: int = 20,
+                 progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
+    """Quantize, evaluate and report; returns (report, representative BQM)."""
+    from core.evaluate import size_bits
+    from core.runs import evaluate_pair
+
+    num_reads = check_reads(num_reads)
+    report_progress = progress or (lambda _f, _m: None)
+    solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params)
+    t0 = time.perf_counter()
+    result = quantize_model_adaround(
+        ws.model, ws.calibration, bits=bits, scale=scale, sampler=solver, num_reads=num_reads, seed=seed,
+        use_quantized_inputs=use_quantized_inputs, eval_data=ws.data,
+        progress=lambda f, m: report_progress(0.8 * f, m),
+    )
+    quantize_s = time.perf_counter() - t0
+    names = [r.layer for r in result.layers]
+
+    report_progress(0.8, "Measuring per-channel energies")
+    t1 = time.perf_counter()
+    source = result.model if use_quantized_inputs else ws.model
+    grams = _collect_grams(source, names, ws.calibration.images, 256)
+    energies: list[float] = []
+    rtn_energies: list[float] = []
+    sample: dict[str, list[list[int]]] = {}
+    exact_rows: list[dict[str, Any]] = []
+    total_vars = total_inter = subproblems = 0
+    decision: dict[str, dict[str, Any]] = {}
+    for row in result.layers:
+        n = row.layer
+        layer = ws.model.get_submodule(n)
+        problem = layer_problem(layer, grams[n], result.bits, scale=result.scale, name=n)
+        w_hat = result.weights[n].detach().double().reshape(problem.out_channels, -1).numpy()
+        v = problem.assignment_of(w_hat)
+        e = problem.energies(v)
+        e_rtn = problem.energies(_rtn_assignment(problem, layer))
+        energies += e.tolist()
+        rtn_energies += e_rtn.tolist()
+        sample[n] = v.astype(int).tolist()
+        free = (problem.step > 0).sum(axis=1)
+        total_vars += int(free.sum())
+        total_inter += int((free * (free - 1) // 2).sum())
+        subproblems += problem.out_channels
+        decision[n] = {
+            "channels": problem.out_channels, "f": problem.f, "free_variables": int(free.sum()),
+            "bits": result.bits, "scale": result.scale, "energy": float(e.sum()), "energy_rtn": float(e_rtn.sum()),
+            "error_qubo": row.error_qubo, "error_rtn": row.error_rtn, "error_ratio": row.ratio,
+            "channels_rounded_up": int(v.sum()),
+        }
+        if compute_exact:
+            for j in range(problem.out_channels):
+                best_j = _brute_force(problem, j)
+                if best_j is not None:
+                    exact_rows.append({"layer": n, "channel": j, "energy": best_j, "best": float(e[j])})
+    measure_s = time.perf_counter() - t1
+
+    report_progress(0.9, "Evaluating the quantized models")
+    t2 = time.perf_counter()
+    assignment = dict.fromkeys(names, result.bits)
+    size_after = size_bits(ws.model, assignment)
+    metrics = evaluate_pair(ws, result.model, size_after, latency_repeats=latency_repeats)
+    rtn_acc = (result.accuracy or {}).get("rtn")
+    evaluate_s = time.perf_counter() - t2
+
+    rep = channel_problem(ws, names[0], 0, bits=result.bits, scale=result.scale)
+    bqm = rep.bqm
+    exact = None
+    if compute_exact:
+        covered = len(exact_rows)
+        exact = {
+            "energy": float(sum(r["energy"] for r in exact_rows)) if covered == subproblems else None,
+            "method": f"brute force per output channel (channels with at most {EXACT_MAX_FREE} free variables)",
+            "covered": covered,
+            "total": subproblems,
+            "optimal": sum(1 for r in exact_rows if r["best"] <= r["energy"] + 1e-9 * max(1.0, abs(r["energy"]))),
+            "subproblems": exact_rows,
+        }
+    big = sum(len(v) * (len(v[0]) if v else 0) for v in sample.values()) > MAX_SAMPLE_BITS
+    best = {
+        "energy": float(sum(energies)),
+        "feasible": True,
+        "violations": [],
+        "decision": decision,
+        "sample": {} if big else sample,
+        "sample_note": (
+            f"omitted: more than {MAX_SAMPLE_BITS} rounding bits" if big else
+            "per layer, per output channel: rounding bits v over the weight positions (1 = rounded up); "
+            "positions fixed by clipping carry 0 and are not QUBO variables"
+        ),
+    }
+    weights_bits = sum(r.out_channels * r.f for r in result.layers)
+    report = skeleton(
+        ws, method=METHOD, sampler=solver.name, seed=seed, num_reads=num_reads,
+        params={"bits": result.bits, "scale": result.scale, "use_quantized_inputs": use_quantized_inputs,
+                "sampler": dict(sampler_params or {}), "calibration": ws.calibration.name,
+                "calibration_size": len(ws.calibration), "polish": result.params.get("polish")},
+        qubo={"num_variables": total_vars, "num_interactions": total_inter, "num_subproblems": subproblems,
+              "vartype": "BINARY",
+              "note": "totals over the per-channel QUBOs; interactions counted as the dense upper triangle "
+                      "over each channel's free variables"},
+        energies=energies, energies_note=ENERGIES_NOTE, best=best, exact=exact, metrics=metrics,
+        timing={"build_s": float(sum(r.gram_s for r in result.layers)), "embed_s": solver.embed_s,
+                "sample_s": solver.sample_s, "evaluate_s": evaluate_s, "quantize_s": quantize_s,
+                "solve_s": float(sum(r.solve_s for r in result.layers)), "measure_s": measure_s},
+        baselines={"rtn": {
+            "accuracy": rtn_acc,
+            "size_bits": size_after,
+            "compression_ratio": ratio(metrics["size_bits_before"], size_after),
+            "energy": float(sum(rtn_energies)),
+            "energies": rtn_energies,
+            "layers": [{"layer": r.layer, "error": r.error_rtn, "drift": r.drift_rtn} for r in result.layers],
+        }},
+        layers=result.table(),
+        bqm_subproblem={"index": 0, "layer": names[0], "channel": 0, "num_variables": bqm.num_variables,
+                        "num_interactions": bqm.num_interactions,
+                        "note": "the first layer's output channel 0 (its inputs are the model inputs, so it is "
+                                "exactly the subproblem the run solved); variables are weight positions"},
+        num_weights=weights_bits,
+    )
+    report_progress(1.0, "Done")
+    return report, bqm

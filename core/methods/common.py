@@ -1,0 +1,91 @@
+"""What the multi-QUBO methods share: a registry sampler as a plain callable
+that records timing, and the DESIGN section 5 report skeleton.
+
+A method like adaround or filter pruning solves many independent QUBOs (one
+per output channel, one per layer), so the report's single-QUBO fields are
+aggregates: ``qubo`` holds totals plus ``num_subproblems``, ``energies[]`` one
+value per subproblem (``energies_note`` says which), and ``bqm_subproblem``
+names the representative subproblem written by ``--bqm``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dimod
+
+from core.errors import InvalidInputError
+
+Progress = Callable[[float, str], None]
+
+
+class RegistrySampler:
+    """``fn(bqm, *, num_reads, seed, **params) -> SampleSet`` over
+    :func:`core.solvers.solve` with a named registry sampler (what the engines
+    accept as a sampler), summing the embed/sample times it reports."""
+
+    def __init__(self, name: str, *, config: Mapping[str, Any] | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
+        from core.solvers import sampler_info
+
+        info = sampler_info(name)
+        if not info.is_available:
+            raise InvalidInputError(f"The sampler {name!r} is unavailable here: {info.reason_unavailable}")
+        self.name = info.name
+        self.config = dict(config or {})
+        self.params = dict(params or {})
+        self.calls = 0
+        self.embed_s = 0.0
+        self.sample_s = 0.0
+
+    def __call__(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, seed: int | None = None,
+                 **params: Any) -> dimod.SampleSet:
+        from core.solvers import solve
+
+        ss = solve(bqm, self.name, num_reads=num_reads, seed=seed, config=self.config or None,
+                   **{**self.params, **params})
+        timing = ss.info.get("timing", {})
+        self.calls += 1
+        self.embed_s += float(timing.get("embed_s", 0.0) or 0.0)
+        self.sample_s += float(timing.get("sample_s", 0.0) or 0.0)
+        return ss
+
+
+def check_reads(num_reads: Any) -> int:
+    if isinstance(num_reads, bool) or not isinstance(num_reads, int) or num_reads < 1:
+        raise InvalidInputError("--reads must be at least 1.")
+    return num_reads
+
+
+def ratio(before: float, after: float) -> float:
+    return before / after if after else math.inf
+
+
+def skeleton(ws: Any, *, method: str, sampler: str, seed: int, num_reads: int, params: Mapping[str, Any],
+             qubo: Mapping[str, Any], energies: list[float], energies_note: str, best: Mapping[str, Any],
+             exact: Mapping[str, Any] | None, metrics: Mapping[str, Any], timing: Mapping[str, float],
+             **extra: Any) -> dict[str, Any]:
+    """The DESIGN section 5 top-level fields, in the mixed-precision order."""
+    from core.runs import _jsonable
+
+    report = {
+        "model": ws.model_name,
+        "data": ws.data.name,
+        "method": method,
+        "sampler": sampler,
+        "seed": seed,
+        "num_reads": num_reads,
+        "params": dict(params),
+        "qubo": dict(qubo),
+        "energies": list(energies),
+        "energies_note": energies_note,
+        "feasible_fraction": None,
+        "best": dict(best),
+        "exact": None if exact is None else dict(exact),
+        "metrics": dict(metrics),
+        "timing": dict(timing),
+        **extra,
+    }
+    return _jsonable(report)

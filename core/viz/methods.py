@@ -1,0 +1,74 @@
+"""Figures for the multi-QUBO methods: adaround's per-layer error (QUBO vs
+round-to-nearest) and filter pruning's kept filters per layer by method."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.errors import InvalidInputError
+from core.viz._common import base_layout, colour, empty_figure
+
+
+def layer_error_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "Output error per layer") -> go.Figure:
+    """Grouped bars of the relative output error per layer, QUBO rounding vs
+    round-to-nearest; ``rows`` are adaround's ``layers[]`` (``layer``,
+    ``error_qubo``, ``error_rtn``). The y axis is logarithmic when every error
+    is positive."""
+    if not rows:
+        return empty_figure(title, "No layers yet: run adaround to see the errors.")
+    try:
+        layers = [str(r["layer"]) for r in rows]
+        qubo = [float(r["error_qubo"]) for r in rows]
+        rtn = [float(r["error_rtn"]) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError("Each row needs layer, error_qubo and error_rtn.") from exc
+    ratio = [q / r if r > 0 else None for q, r in zip(qubo, rtn, strict=True)]
+    fig = go.Figure()
+    fig.add_bar(name="QUBO rounding", x=layers, y=qubo, marker_color=colour(0),
+                customdata=[[x if x is not None else float("nan")] for x in ratio],
+                hovertemplate="%{x}<br>QUBO error %{y:.3g}<br>%{customdata[0]:.2f} x RTN<extra></extra>")
+    fig.add_bar(name="round-to-nearest", x=layers, y=rtn, marker_color=colour(1),
+                hovertemplate="%{x}<br>RTN error %{y:.3g}<extra></extra>")
+    log = all(v > 0 for v in qubo + rtn)
+    return base_layout(fig, title, barmode="group", xaxis_title="layer",
+                       yaxis={"title": "relative squared output error", "type": "log" if log else "linear"})
+
+
+def kept_filters_map(kept: Mapping[str, Mapping[str, Sequence[int]]], channels: Mapping[str, int], *,
+                     title: str = "Kept filters per layer by method") -> go.Figure:
+    """One heatmap row per method, one column per filter (layers side by side,
+    ``layer:i``): 1 where the method keeps the filter. ``kept`` is
+    ``{method: {layer: kept indices}}``; ``channels`` the filters per layer (in
+    order). Each row's hover shows the kept count of that layer."""
+    if not kept or not channels:
+        return empty_figure(title, "Nothing pruned yet.")
+    methods = list(kept)
+    cols = [f"{layer}:{i}" for layer, c in channels.items() for i in range(int(c))]
+    z = np.zeros((len(methods), len(cols)))
+    text = [[""] * len(cols) for _ in methods]
+    for r, m in enumerate(methods):
+        pos = 0
+        for layer, c in channels.items():
+            idx = list(kept[m].get(layer, []))
+            bad = [i for i in idx if not 0 <= int(i) < int(c)]
+            if bad:
+                raise InvalidInputError(f"{m} keeps filter(s) {bad[:3]} of {layer}, which has only {c}.")
+            for i in idx:
+                z[r, pos + int(i)] = 1.0
+            for i in range(int(c)):
+                text[r][pos + i] = f"{layer}: {len(idx)} of {c} kept"
+            pos += int(c)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=cols, y=methods, text=text, zmin=0, zmax=1, showscale=False, xgap=1, ygap=2,
+        colorscale=[[0.0, "rgba(128,128,128,0.15)"], [1.0, colour(0)]],
+        hovertemplate="%{y}<br>%{x}: %{z}<br>%{text}<extra></extra>",
+    ))
+    edges = np.cumsum([int(c) for c in channels.values()])[:-1]
+    for e in edges:
+        fig.add_vline(x=float(e) - 0.5, line_width=2, line_dash="dot")
+    return base_layout(fig, title, xaxis={"title": "filter (layer:index)", "showticklabels": len(cols) <= 64},
+                       yaxis={"autorange": "reversed"})
