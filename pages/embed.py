@@ -63,7 +63,15 @@ with results:
         f"{result.method} embedding, chain strength {st.session_state.get('embedding_chain_strength', 0):.3g}."
     )
     variables = list(result.embedding)
-    highlight = st.selectbox("Highlight the chain of", ["(none)", *map(str, variables)], key="highlight_var")
+    names = ["(none)", *map(str, variables)]
+    clicked = st.session_state.get("problem_graph")
+    points = clicked.selection.points if clicked and clicked.selection else []
+    picked = points[0].get("customdata") if points else None
+    if picked in names and picked != st.session_state.get("last_graph_click"):
+        # a new click on a logical variable selects its chain (the select box still works after it)
+        st.session_state["highlight_var"] = st.session_state["last_graph_click"] = picked
+    highlight = st.selectbox("Highlight the chain of", names, key="highlight_var",
+                             help="Or click a variable in the logical problem graph.")
     chosen = next((v for v in variables if str(v) == highlight), None)
     zoom = st.toggle("Zoom to the used qubits", value=True, key="embed_zoom")
     view = embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
@@ -72,5 +80,5 @@ with results:
     st.plotly_chart(view, key="embedding_view", width="stretch")
     left, right = st.columns(2)
     left.plotly_chart(problem_graph(formulation.bqm, highlight=chosen, title="Logical problem graph"),
-                      key="problem_graph", width="stretch")
+                      key="problem_graph", width="stretch", on_select="rerun", selection_mode="points")
     right.plotly_chart(chain_length_histogram(result.embedding), key="chain_hist", width="stretch")

@@ -4,16 +4,19 @@ import json
 
 import streamlit as st
 
+from core.methods.adaround import quantizable_layers
+from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
-from core.viz import qubo_heatmap
+from core.viz import kept_filters_map, layer_error_bars, qubo_heatmap
 from ui.common import guarded, human_bits, page_intro, require_workspace
-from ui.pipeline import formulation_for, qubo_download
+from ui.pipeline import filter_stats_for, formulation_for, method_report, qubo_download
 
 page_intro(
     "Formulate",
     "Each layer (unit) gets one option: prune, a bit width, or keep fp32. The QUBO's energy adds the measured "
     "loss increase of each choice, a bit-width penalty and a sparsity penalty, and a one-hot penalty that makes "
-    "every unit take exactly one option. Move the sliders: the QUBO is rebuilt from cached sensitivities.",
+    "every unit take exactly one option. Move the sliders: the QUBO is rebuilt from cached sensitivities. "
+    "adaround and filter-pruning solve one small QUBO per output channel or per layer; here you inspect one of them.",
 )
 ws = require_workspace()
 
@@ -22,6 +25,98 @@ with settings:
     st.subheader("Settings")
     method = st.selectbox("Method", METHODS, key="method",
                           format_func=lambda m: m if m in IMPLEMENTED_METHODS else f"{m} (coming soon)")
+    if method in ("adaround", "filter-pruning"):
+        log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
+
+if method == "adaround":
+    with settings:
+        names = quantizable_layers(ws.model)
+        bits = st.slider("Bits per weight", 1, 8, 4, key="ar_bits",
+                         help="Every Conv2d/Linear layer is rounded to this many bits (biases stay fp32).")
+        scale = st.selectbox("Scale", ["minmax", "mse"], key="ar_scale",
+                             help="Per-output-channel scale: min-max, or the MSE-optimal search.")
+        layer = st.selectbox("Layer", names, key="ar_layer")
+        out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
+        channel = st.selectbox("Output channel", list(range(out_channels)), key="ar_channel")
+    st.session_state["method_options"] = {"method": method, "options": {"bits": bits, "scale": scale}}
+    with results:
+        formulation = guarded(formulation_for, ws, method,
+                              {"layer": layer, "channel": int(channel), "bits": bits, "scale": scale},
+                              action="Building the channel QUBO")
+        if formulation is None:
+            st.stop()
+        bqm = formulation.bqm
+        c = st.columns(4)
+        c[0].metric("Variables", bqm.num_variables, help="free weight positions (clipped ones are fixed)")
+        c[1].metric("Interactions", bqm.num_interactions)
+        c[2].metric("Weights per channel", formulation.params["f"])
+        c[3].metric("RTN energy", f"{formulation.tables['rtn_energy']:.4g}",
+                    help="round-to-nearest's squared output error on this channel (the QUBO's energy there)")
+        st.caption(f"{layer} output channel {channel}: energy = squared pre-activation error over "
+                   f"{formulation.params['rows']} calibration rows when each weight is rounded down (0) or up (1).")
+        st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
+        report = method_report(method)
+        if report is None:
+            st.info("Run adaround on the **Solve** page to see the per-layer error, QUBO vs round-to-nearest.")
+        else:
+            st.plotly_chart(layer_error_bars(report["layers"],
+                                             title=f"Output error per layer at {report['params']['bits']} bits"),
+                            key="layer_errors", width="stretch")
+        st.download_button("Download BQM (JSON)", data=json.dumps(qubo_download(bqm)), file_name="bqm.json",
+                           mime="application/json", key="download_bqm")
+    st.stop()
+
+if method == "filter-pruning":
+    names = prunable_layers(ws.model)
+    if not names:
+        with results:
+            st.info("This model has no conv layers whose filters can be pruned.")
+        st.stop()
+    with settings:
+        sparsity = st.slider("Filter sparsity (fraction removed)", 0.0, 0.95, 0.5, 0.05, key="fp_sparsity")
+        importance = st.selectbox("Importance", ["taylor", "fisher", "l1"], key="fp_importance",
+                                  help="taylor: |activation x gradient|; fisher: squared; l1: filter weight norm.")
+        mu = st.slider("μ (redundancy weight)", 0.0, 2.0, 0.5, 0.05, key="fp_mu",
+                       help="0 keeps the top-K by importance; higher avoids keeping filters that fire alike.")
+        layer = st.selectbox("Layer", names, key="fp_layer")
+        refine = st.toggle("Tensor-train refinement (ttopt)", key="fp_refine")
+        finetune = st.number_input("Fine-tune epochs (every method)", 0, 20, 0, key="fp_finetune")
+    st.session_state["method_options"] = {
+        "method": method,
+        "options": {"sparsity": sparsity, "importance": importance, "mu": mu, "refine": "tt" if refine else None,
+                    "finetune_epochs": int(finetune)},
+    }
+    with results:
+        stats = guarded(filter_stats_for, ws, layer, action="Measuring filter importance")
+        if stats is None:
+            st.stop()
+        formulation = guarded(formulation_for, ws, method,
+                              {"layer": layer, "sparsity": sparsity, "importance": importance, "mu": mu},
+                              {"stats": stats}, action="Building the filter QUBO")
+        if formulation is None:
+            st.stop()
+        bqm = formulation.bqm
+        c = st.columns(4)
+        c[0].metric("Variables", bqm.num_variables, help="one per filter: 1 keeps it")
+        c[1].metric("Interactions", bqm.num_interactions)
+        c[2].metric("Filters kept (K)", formulation.params["k"])
+        c[3].metric("μ", f"{mu:.2f}")
+        st.caption("The capacity search on Solve shifts the linear terms until the best sample keeps exactly K "
+                   "filters; shown here at zero shift.")
+        st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
+        report = method_report(method)
+        if report is None:
+            st.info("Run filter pruning on the **Solve** page to compare the kept filters with greedy Taylor, "
+                    "L1 top-K and the L1-QUBO.")
+        else:
+            channels = {r["layer"]: r["channels"] for r in report["layers"]}
+            st.plotly_chart(kept_filters_map(kept_per_layer(report), channels), key="kept_filters",
+                            width="stretch")
+        st.download_button("Download BQM (JSON)", data=json.dumps(qubo_download(bqm)), file_name="bqm.json",
+                           mime="application/json", key="download_bqm")
+    st.stop()
+
+with settings:
     options = st.multiselect("Options per unit", ["prune", 1, 2, 3, 4, 5, 6, 7, 8, "keep"],
                              default=["prune", 2, 4, 8, "keep"], key="options",
                              help="prune zeroes the unit; b bits quantizes weights symmetrically per output "

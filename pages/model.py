@@ -1,7 +1,10 @@
 """Model: choose or upload a network and its evaluation data; see its units, size, accuracy, latency."""
 
+from pathlib import Path
+
 import streamlit as st
 
+from core.data.uploads import TORCHVISION_DATASETS
 from core.models import list_models
 from core.workspace import workspace_from_model
 from ui import loaders
@@ -47,11 +50,15 @@ with settings:
         size = c2.number_input("Input size", 8, 512, value=8, key="upload_size")
 
     data_choice = st.selectbox(
-        "Evaluation data", ["digits", "random", "upload .npz"], key="data_choice",
+        "Evaluation data", ["digits", "random", "upload .npz", "torchvision data set"], key="data_choice",
         help="digits: scikit-learn's handwritten digits test split (resized for larger models). random: Gaussian "
              "noise with random labels, for calibration only (its accuracy means nothing).",
     )
     npz = None
+    if data_choice == "torchvision data set":
+        tv_data = st.selectbox("Data set", list(TORCHVISION_DATASETS), key="tv_data")
+        tv_root = st.text_input("Folder holding it", value=str(Path.home() / "data"), key="tv_root")
+        tv_download = st.toggle("Download if missing (needs a network)", key="tv_download")
     if data_choice == "upload .npz":
         npz = st.file_uploader("Data file: .npz with images (N,C,H,W) and labels (N,)", type=["npz"],
                                key="data_upload")
@@ -65,6 +72,8 @@ def _load():
             st.warning("Choose a .npz file to upload first.")
             return None
         data = loaders.uploaded_data(npz.getvalue(), npz.name)
+    if data_choice == "torchvision data set":
+        data = loaders.torchvision_data(tv_data, tv_root, tv_download)
     if source == "Built-in":
         if isinstance(data, str):
             return loaders.zoo_workspace(name, data)

@@ -5,9 +5,10 @@ import time
 import streamlit as st
 
 from core.errors import InvalidInputError
-from core.runs import complete_run
+from core.methods.filter_pruning import kept_per_layer
+from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
-from core.viz import decision_bars, energy_histogram
+from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars
 from ui.common import guarded, human_bits, page_intro, require_workspace
 from ui.pipeline import parse_param, run_store
 
@@ -17,10 +18,13 @@ page_intro(
     "Solve",
     "Send the QUBO to a sampler. Every read is a candidate decision; the histogram shows all their energies next "
     "to the exact optimum (computed classically where possible). The lowest-energy decision is applied to the "
-    "model and evaluated. Runs are saved to the history for the Compare page.",
+    "model and evaluated. Runs are saved to the history for the Compare page. For adaround and filter pruning "
+    "Run solves every subproblem (each output channel, each conv layer) and compares with the classical "
+    "baselines.",
 )
 ws = require_workspace()
 formulation = st.session_state.get("formulation")
+multi = formulation is not None and formulation.method in MULTI_QUBO_METHODS
 if formulation is None:
     st.info("Build a QUBO on the **Formulate** page first.")
     st.page_link("pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
@@ -41,7 +45,13 @@ with settings:
     st.caption(info.description)
     if not info.is_available:
         st.warning(f"{sampler} is unavailable: {info.reason_unavailable}")
-    reads = st.number_input("Reads", 1, 10_000, 100, key="reads")
+    if multi:
+        reads = st.number_input("Reads per subproblem batch", 1, 10_000, 4 if formulation.method == "adaround" else 50,
+                                key=f"reads_{formulation.method}",
+                                help="adaround samples each layer's channels together, then keeps each channel's "
+                                     "best read; filter pruning samples each layer once per capacity-search step.")
+    else:
+        reads = st.number_input("Reads", 1, 10_000, 100, key="reads")
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="solve_seed")
     params = {}
     with st.expander("Sampler parameters"):
@@ -57,7 +67,7 @@ with settings:
               help="Stops the current run; earlier results stay.")
 
 
-def _solve():
+def _sampler_params():
     sampler_params = {}
     for name, (raw, default) in params.items():
         try:
@@ -66,6 +76,27 @@ def _solve():
             raise InvalidInputError(f"{name} = {raw!r} is not a valid value.") from None
         if value is not None and value != default:
             sampler_params[name] = value
+    return sampler_params
+
+
+def _solve_multi():
+    settings = st.session_state.get("method_options") or {}
+    if settings.get("method") != formulation.method:
+        raise InvalidInputError("Open the Formulate page again to choose this method's settings.")
+    config = {"token": token} if token and info.needs_token else None
+    with st.status(f"Running {formulation.method} with {sampler}...", expanded=True) as status:
+        report, _bqm = run_method(ws, formulation.method, sampler=sampler, num_reads=int(reads), seed=int(seed),
+                                  options=settings["options"], sampler_params=_sampler_params(),
+                                  sampler_config=config, progress=lambda _f, message: status.write(message))
+        run_id = guarded(run_store().add, report, action="Saving the run")
+        status.update(label=f"Done: run {run_id if run_id is not None else '(not saved)'}", state="complete",
+                      expanded=False)
+    report["run_id"] = run_id
+    return report
+
+
+def _solve():
+    sampler_params = _sampler_params()
     config = {"token": token} if token and info.needs_token else None
     with st.status(f"Solving with {sampler}...", expanded=True) as status:
         report = complete_run(ws, formulation, sampler=sampler, num_reads=int(reads), seed=int(seed),
@@ -78,10 +109,52 @@ def _solve():
     return report
 
 
+def _show_multi(report):
+    best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
+    qubo = report["qubo"]
+    c = st.columns(4)
+    c[0].metric("Best energy", f"{best['energy']:.6g}", help=report.get("energies_note"))
+    c[1].metric("Subproblems", qubo["num_subproblems"], help=f"{qubo['num_variables']} variables in total")
+    if exact:
+        c[2].metric("At exact optimum", f"{exact['optimal']} of {exact['covered']}",
+                    help=f"{exact['method']}; {exact['covered']} of {exact['total']} subproblems small enough")
+    else:
+        c[2].metric("Exact optimum", "not computed")
+    c[3].metric("Representative QUBO", f"{report['bqm_subproblem']['num_variables']} vars",
+                help=report["bqm_subproblem"]["note"])
+    m = st.columns(4)
+    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}",
+                delta=f"{100 * (metrics['accuracy_after'] - metrics['accuracy_before']):+.1f} pts")
+    m[1].metric("Size", human_bits(metrics["size_bits_after"]),
+                help=f"{human_bits(metrics['size_bits_before'])} before compression")
+    m[2].metric("Compression", f"{metrics['compression_ratio']:.2f}x")
+    m[3].metric("Latency / image", f"{metrics['latency_ms_after']:.3f} ms",
+                help=f"{metrics['latency_ms_before']:.3f} ms before.")
+    st.caption(
+        f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
+        f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s."
+    )
+    rows = [{"method": "QUBO", "accuracy": metrics["accuracy_after"], "size": human_bits(metrics["size_bits_after"]),
+             "compression": metrics["compression_ratio"]}]
+    for name, b in report.get("baselines", {}).items():
+        rows.append({"method": b.get("label", name), "accuracy": b.get("accuracy"),
+                     "size": human_bits(b["size_bits"]), "compression": b.get("compression_ratio")})
+    st.markdown("**QUBO vs the classical baselines**")
+    st.dataframe(rows, hide_index=True, width="stretch", key="baselines_table",
+                 column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
+                                "compression": st.column_config.NumberColumn(format="%.2fx")})
+    if report["method"] == "adaround":
+        st.plotly_chart(layer_error_bars(report["layers"]), key="layer_errors", width="stretch")
+    else:
+        channels = {r["layer"]: r["channels"] for r in report["layers"]}
+        st.plotly_chart(kept_filters_map(kept_per_layer(report), channels), key="kept_filters", width="stretch")
+    st.dataframe(report["layers"], hide_index=True, width="stretch", key="layers_table")
+
+
 if run:
     with results:
         t0 = time.perf_counter()
-        report = guarded(_solve, action="Solving")
+        report = guarded(_solve_multi if multi else _solve, action="Solving")
     if report is not None:
         report["click_to_result_s"] = time.perf_counter() - t0
         st.session_state["last_report"] = report
@@ -90,6 +163,9 @@ with results:
     report = st.session_state.get("last_report")
     if report is None:
         st.info("Choose a sampler and press **Run**.")
+        st.stop()
+    if report.get("method") in MULTI_QUBO_METHODS:
+        _show_multi(report)
         st.stop()
     best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
     c = st.columns(4)

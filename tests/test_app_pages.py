@@ -211,3 +211,13 @@ def test_compare_rename_and_delete(app):
     app.button(key="delete_button").click().run()
     ok(app)
     assert len(RunStore()) == 0
+
+
+def test_model_page_missing_torchvision_data_is_a_plain_message(app, tmp_path):
+    load_digits_cnn(app)
+    app.selectbox(key="data_choice").set_value("torchvision data set").run()
+    app.text_input(key="tv_root").set_value(str(tmp_path / "nothing-here")).run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert any("not found" in e.value for e in app.error)
+    assert app.session_state["workspace"].data.name == "digits-test"

@@ -6,7 +6,7 @@ import copy
 
 import streamlit as st
 
-from core.data import EvalData, load_npz
+from core.data import EvalData, load_npz, load_torchvision_dataset
 from core.models import load_model, load_uploaded_model
 from core.workspace import Workspace, builtin_data, evaluate_report, open_workspace
 
@@ -31,6 +31,11 @@ def uploaded_model(raw: bytes, architecture: str | None, num_classes: int):
 @st.cache_data(show_spinner=False, max_entries=4)
 def uploaded_data(raw: bytes, name: str) -> EvalData:
     return load_npz(raw, name=name)
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def torchvision_data(name: str, root: str, download: bool) -> EvalData:
+    return load_torchvision_dataset(name, root, download=download)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, hash_funcs={Workspace: lambda ws: ws.cache_key()})

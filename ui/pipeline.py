@@ -16,11 +16,12 @@ def _freeze(options: dict[str, Any]) -> str:
     return json.dumps(options, sort_keys=True, default=str)
 
 
-def formulation_for(ws, method: str, options: dict[str, Any]) -> Formulation:
+def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str, Any] | None = None) -> Formulation:
     """The QUBO for these settings; rebuilt only when the settings or model change.
 
     Sensitivities are cached in core (keyed on model and data content), so a
-    slider move costs only the QUBO assembly.
+    slider move costs only the QUBO assembly. ``uncached`` options (e.g.
+    precomputed statistics) are passed on but not part of the key.
     """
     key = (ws.cache_key(), method, _freeze(options))
     if st.session_state.get("formulation_key") == key:
@@ -32,7 +33,7 @@ def formulation_for(ws, method: str, options: dict[str, Any]) -> Formulation:
         bar.progress(min(1.0, done / max(total, 1)), text=message or "Measuring sensitivities...")
 
     try:
-        formulation = formulate(ws, method, progress=progress, **options)
+        formulation = formulate(ws, method, progress=progress, **options, **dict(uncached or {}))
     finally:
         bar.empty()
     st.session_state["formulation"] = formulation
@@ -40,6 +41,23 @@ def formulation_for(ws, method: str, options: dict[str, Any]) -> Formulation:
     st.session_state["formulation_build_s"] = time.perf_counter() - started
     st.session_state.pop("embedding", None)
     return formulation
+
+
+def filter_stats_for(ws, layer: str):
+    """Filter importance/similarity of one conv layer, kept per model in the session."""
+    from core.sensitivity.filters import filter_statistics
+
+    cache = st.session_state.setdefault("filter_stats", {})
+    key = (ws.cache_key(), layer)
+    if key not in cache:
+        cache[key] = filter_statistics(ws.model, ws.calibration, [layer])[layer]
+    return cache[key]
+
+
+def method_report(method: str) -> dict | None:
+    """The latest run of ``method`` in this session (for the Formulate charts)."""
+    report = st.session_state.get("last_report")
+    return report if report and report.get("method") == method else None
 
 
 def qubo_download(bqm) -> dict:

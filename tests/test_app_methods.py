@@ -1,0 +1,105 @@
+"""AppTest: adaround and filter pruning on the Formulate and Solve pages
+(heatmap of one subproblem, run, metrics and baselines, saved to the store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("QCL_DB_URL", f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/model.py").run()
+    at.button(key="load_model").click().run()
+    return ok(at)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def test_adaround_formulate_heatmap_then_solve_saves_run(app):
+    from core.store import RunStore
+
+    app.switch_page("pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    ok(app)
+    assert metrics(app)["Variables"] == "8"  # conv1 channel 0 at 4 bits: 9 weights, one fixed by clipping
+    assert app.session_state["formulation"].method == "adaround"
+    assert len(charts(app)) == 1  # the heatmap; the error chart needs a run
+    app.slider(key="ar_bits").set_value(2).run()
+    app.selectbox(key="ar_layer").set_value("conv2").run()
+    app.selectbox(key="ar_channel").set_value(3).run()
+    ok(app)
+    f = app.session_state["formulation"]
+    assert (f.params["layer"], f.params["channel"], f.params["bits"]) == ("conv2", 3, 2)
+
+    app.switch_page("pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("sa").run()
+    app.number_input(key="reads_adaround").set_value(2).run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    report = app.session_state["last_report"]
+    assert report["method"] == "adaround" and report["params"]["bits"] == 2
+    m = metrics(app)
+    assert "Best energy" in m and m["Subproblems"] == "58"
+    assert m["Accuracy"].endswith("%")
+    assert any(r["method"] == "round-to-nearest" or r["method"] == "rtn"
+               for r in app.dataframe[0].value.to_dict("records"))
+    assert len(charts(app)) == 1  # per-layer error chart
+    assert report["run_id"] is not None and RunStore().get(report["run_id"]) is not None
+
+    app.switch_page("pages/formulate.py").run()
+    ok(app)
+    assert len(charts(app)) == 2  # heatmap + per-layer error, QUBO vs RTN
+
+
+def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
+    from core.store import RunStore
+
+    app.switch_page("pages/formulate.py").run()
+    app.selectbox(key="method").set_value("filter-pruning").run()
+    ok(app)
+    m = metrics(app)
+    assert m["Variables"] == "16" and m["Filters kept (K)"] == "8"
+    assert len(charts(app)) == 1
+    app.selectbox(key="fp_layer").set_value("conv2").run()
+    app.selectbox(key="fp_importance").set_value("fisher").run()
+    ok(app)
+    assert metrics(app)["Variables"] == "32"
+
+    app.switch_page("pages/solve.py").run()
+    app.number_input(key="reads_filter-pruning").set_value(10).run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    report = app.session_state["last_report"]
+    assert report["method"] == "filter-pruning" and report["params"]["importance"] == "fisher"
+    assert metrics(app)["Subproblems"] == "2"
+    methods = {r["method"] for r in app.dataframe[0].value.to_dict("records")}
+    assert methods == {"QUBO", "greedy Taylor", "L1 top-K", "L1-QUBO"}
+    assert len(charts(app)) == 1  # kept filters per layer by method
+    assert len(RunStore()) == 1
+
+    app.switch_page("pages/compare.py").run()
+    ok(app)
