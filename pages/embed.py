@@ -3,7 +3,8 @@
 import streamlit as st
 
 from core.embedding import compute_chain_strength, find_embedding, qpu_graph
-from core.viz import chain_length_histogram, embedding_view, problem_graph
+from core.inspect import preview_inspector_data
+from core.viz import chain_length_histogram, embedding_view, embedding_view_from_inspector, problem_graph
 from ui.common import guarded, page_intro, require_workspace
 
 TOPOLOGY_LABELS = {
@@ -24,6 +25,18 @@ if formulation is None:
     st.info("Build a QUBO on the **Formulate** page first.")
     st.page_link("pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
     st.stop()
+
+
+
+def preview_data(bqm, result, strength):
+    """Inspector data of this embedding, computed once per embedding (not on every highlight)."""
+    key = (id(result), strength)
+    if st.session_state.get("inspector_key") != key:
+        st.session_state["inspector_data"] = preview_inspector_data(bqm, result.embedding, result.topology,
+                                                                    chain_strength=strength)
+        st.session_state["inspector_key"] = key
+    return st.session_state["inspector_data"]
+
 
 settings, results = st.columns([1, 2], gap="large")
 with settings:
@@ -74,8 +87,16 @@ with results:
                              help="Or click a variable in the logical problem graph.")
     chosen = next((v for v in variables if str(v) == highlight), None)
     zoom = st.toggle("Zoom to the used qubits", value=True, key="embed_zoom")
-    view = embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
-                          bqm=formulation.bqm, zoom=zoom)
+    inspected = guarded(preview_data, formulation.bqm, result, st.session_state.get("embedding_chain_strength"),
+                        action="Preparing the inspector view")
+    if inspected is not None:
+        view = embedding_view_from_inspector(inspected, highlight_var=chosen, bqm=formulation.bqm)
+        breaks = inspected.get("qcl", {}).get("preview_chain_break_fraction")
+        st.caption("Drawn from dwave-inspector problem data of a 10-read simulated-QPU preview"
+                   + ("" if breaks is None else f" (chain breaks in the preview: {breaks:.1%})") + ".")
+    else:
+        view = embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
+                              bqm=formulation.bqm, zoom=zoom)
     view.update_layout(height=620)
     st.plotly_chart(view, key="embedding_view", width="stretch")
     left, right = st.columns(2)

@@ -9,7 +9,14 @@ from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
 from core.viz import kept_filters_map, layer_error_bars, qubo_heatmap
 from ui.common import guarded, human_bits, page_intro, require_workspace
-from ui.pipeline import filter_stats_for, formulation_for, method_report, qubo_download
+from ui.pipeline import (
+    filter_stats_for,
+    formulation_for,
+    keep_widget,
+    method_report,
+    qubo_download,
+    remember_widgets,
+)
 
 page_intro(
     "Formulate",
@@ -19,6 +26,9 @@ page_intro(
     "adaround and filter-pruning solve one small QUBO per output channel or per layer; here you inspect one of them.",
 )
 ws = require_workspace()
+KEPT = ("method", "ar_bits", "ar_scale", "ar_layer", "ar_channel", "fp_sparsity", "fp_importance", "fp_mu",
+        "fp_layer", "fp_refine", "fp_finetune")
+keep_widget(*KEPT)
 
 settings, results = st.columns([1, 2], gap="large")
 with settings:
@@ -37,7 +47,10 @@ if method == "adaround":
                              help="Per-output-channel scale: min-max, or the MSE-optimal search.")
         layer = st.selectbox("Layer", names, key="ar_layer")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
+        if st.session_state.get("ar_channel", 0) >= out_channels:
+            st.session_state["ar_channel"] = 0
         channel = st.selectbox("Output channel", list(range(out_channels)), key="ar_channel")
+    remember_widgets(*KEPT)
     st.session_state["method_options"] = {"method": method, "options": {"bits": bits, "scale": scale}}
     with results:
         formulation = guarded(formulation_for, ws, method,
@@ -81,6 +94,7 @@ if method == "filter-pruning":
         layer = st.selectbox("Layer", names, key="fp_layer")
         refine = st.toggle("Tensor-train refinement (ttopt)", key="fp_refine")
         finetune = st.number_input("Fine-tune epochs (every method)", 0, 20, 0, key="fp_finetune")
+    remember_widgets(*KEPT)
     st.session_state["method_options"] = {
         "method": method,
         "options": {"sparsity": sparsity, "importance": importance, "mu": mu, "refine": "tt" if refine else None,
@@ -116,6 +130,7 @@ if method == "filter-pruning":
                            mime="application/json", key="download_bqm")
     st.stop()
 
+remember_widgets(*KEPT)
 with settings:
     options = st.multiselect("Options per unit", ["prune", 1, 2, 3, 4, 5, 6, 7, 8, "keep"],
                              default=["prune", 2, 4, 8, "keep"], key="options",

@@ -65,8 +65,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     m = metrics(app)
     assert "Best energy" in m and m["Subproblems"] == "58"
     assert m["Accuracy"].endswith("%")
-    assert any(r["method"] == "round-to-nearest" or r["method"] == "rtn"
-               for r in app.dataframe[0].value.to_dict("records"))
+    assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == ["QUBO", "round-to-nearest"]
     assert len(charts(app)) == 1  # per-layer error chart
     assert report["run_id"] is not None and RunStore().get(report["run_id"]) is not None
 
@@ -90,6 +89,7 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     assert metrics(app)["Variables"] == "32"
 
     app.switch_page("pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("sa").run()
     app.number_input(key="reads_filter-pruning").set_value(10).run()
     app.button(key="run_button").click().run()
     ok(app)

@@ -54,6 +54,21 @@ def filter_stats_for(ws, layer: str):
     return cache[key]
 
 
+def keep_widget(*keys: str) -> None:
+    """Carry these widgets' values across page switches (Streamlit drops the
+    state of widgets that a page run did not draw): call before drawing them,
+    and :func:`remember_widgets` after."""
+    for key in keys:
+        if key not in st.session_state and f"_kept_{key}" in st.session_state:
+            st.session_state[key] = st.session_state[f"_kept_{key}"]
+
+
+def remember_widgets(*keys: str) -> None:
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
 def method_report(method: str) -> dict | None:
     """The latest run of ``method`` in this session (for the Formulate charts)."""
     report = st.session_state.get("last_report")

@@ -50,6 +50,7 @@ from core.embedding.embed import (
 )
 from core.embedding.topologies import Topology
 from core.errors import InvalidInputError
+from core.solvers.base import SeededSampler
 
 __all__ = ["CHAIN_BREAK_METHODS", "MinorEmbeddingComposite"]
 
@@ -69,7 +70,7 @@ def _chain_break_methods() -> dict[str, Callable[..., Any]]:
 CHAIN_BREAK_METHODS: tuple[str, ...] = ("majority_vote", "discard", "weighted_random")
 
 
-class MinorEmbeddingComposite(dimod.ComposedSampler):
+class MinorEmbeddingComposite(SeededSampler, dimod.ComposedSampler):
     """Map problems onto a structured child sampler through a minor embedding.
 
     Args:
@@ -155,14 +156,6 @@ class MinorEmbeddingComposite(dimod.ComposedSampler):
     @property
     def children(self) -> list[dimod.Sampler]:
         return self._children
-
-    @property
-    def parameters(self) -> dict[str, list[str]]:
-        return self._parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
 
     @staticmethod
     def _validate_method(method: str) -> None:

@@ -195,6 +195,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
                 "sample_s": solver.sample_s, "evaluate_s": evaluate_s, "quantize_s": quantize_s,
                 "solve_s": float(sum(r.solve_s for r in result.layers)), "measure_s": measure_s},
         baselines={"rtn": {
+            "label": "round-to-nearest",
             "accuracy": rtn_acc,
             "size_bits": size_after,
             "compression_ratio": ratio(metrics["size_bits_before"], size_after),

@@ -218,9 +218,10 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
     return report, bqm
 
 
-def kept_per_layer(report: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """{method label: {layer: kept count}} for QUBO and every baseline of a report."""
-    out = {"QUBO": {n: len(v) for n, v in report["best"]["decision"].items()}}
+def kept_per_layer(report: Mapping[str, Any]) -> dict[str, dict[str, list[int]]]:
+    """{method label: {layer: kept filter indices}} for the QUBO and every
+    baseline of a filter-pruning report (for :func:`core.viz.kept_filters_map`)."""
+    out = {"QUBO": {n: list(v) for n, v in report["best"]["decision"].items()}}
     for b, d in (report.get("baselines") or {}).items():
-        out[BASELINE_LABELS.get(b, b)] = {n: len(v) for n, v in d.get("kept", {}).items()}
+        out[d.get("label", BASELINE_LABELS.get(b, b))] = {n: list(v) for n, v in d.get("kept", {}).items()}
     return out

@@ -36,11 +36,13 @@ __all__ = [
     "SEED_BOUND",
     "Groups",
     "ProgressCallback",
+    "SeededSampler",
     "TimingComposite",
     "draw_seed",
     "empty_sampleset",
     "infer_onehot_groups",
     "resolve_groups",
+    "resolve_seed",
     "validate_choice",
     "validate_positive_float",
     "validate_positive_int",
@@ -79,6 +81,12 @@ def draw_seed() -> int:
     return secrets.randbelow(SEED_BOUND)
 
 
+def resolve_seed(seed: Any) -> int:
+    """The seed a run uses: ``seed`` validated, or a fresh one if it is None."""
+    seed = validate_seed(seed)
+    return draw_seed() if seed is None else seed
+
+
 def validate_positive_int(value: Any, name: str, *, maximum: int | None = None) -> int:
     """Return ``value`` as an int >= 1 (and <= ``maximum``), else raise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -90,32 +98,33 @@ def validate_positive_int(value: Any, name: str, *, maximum: int | None = None) 
     return int(value)
 
 
-def validate_positive_float(value: Any, name: str) -> float:
-    """Return ``value`` as a finite float > 0, else raise."""
+def _validate_float(value: Any, valid: Callable[[float], bool], message: str) -> float:
+    """Return ``value`` as a float if ``valid`` accepts it, else raise ``message``."""
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"{name} must be a positive number, got {value!r}."
-        ) from None
-    if isinstance(value, bool) or not np.isfinite(out) or out <= 0:
-        raise InvalidInputError(f"{name} must be a positive number, got {value!r}.")
+        raise InvalidInputError(message) from None
+    if not valid(out):
+        raise InvalidInputError(message)
     return out
+
+
+def validate_positive_float(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float > 0, else raise."""
+    return _validate_float(
+        value,
+        lambda x: not isinstance(value, bool) and bool(np.isfinite(x)) and x > 0,
+        f"{name} must be a positive number, got {value!r}.",
+    )
 
 
 def validate_probability(value: Any, name: str) -> float:
     """Return ``value`` as a float in [0, 1], else raise."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"{name} must be a number between 0 and 1, got {value!r}."
-        ) from None
-    if not 0.0 <= out <= 1.0:
-        raise InvalidInputError(
-            f"{name} must be a number between 0 and 1, got {value!r}."
-        )
-    return out
+    return _validate_float(
+        value,
+        lambda x: 0.0 <= x <= 1.0,
+        f"{name} must be a number between 0 and 1, got {value!r}.",
+    )
 
 
 def validate_choice(value: Any, name: str, choices: Iterable[str]) -> str:
@@ -126,6 +135,35 @@ def validate_choice(value: Any, name: str, choices: Iterable[str]) -> str:
             f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}."
         )
     return str(value)
+
+
+# --------------------------------------------------------------------------- samplers
+
+
+class SeededSampler:
+    """Mixin for this project's :class:`dimod.Sampler` classes.
+
+    dimod asks every sampler for ``parameters`` (sample keyword -> names of the
+    properties it refers to) and ``properties``; as in dimod's own samplers these
+    are plain dicts, declared once. A subclass sets ``_parameters`` and
+    ``_properties`` at class level, or in ``__init__`` where they depend on the
+    constructor's arguments; the two dimod properties return them (callers
+treat them as read-only: class-level dicts are shared by all instances). The
+    ``seed`` convention of the module docs is :func:`resolve_seed`.
+
+    Use it first among the bases: ``class MySampler(SeededSampler, dimod.Sampler)``.
+    """
+
+    _parameters: dict[str, list[str]] = {}
+    _properties: dict[str, Any] = {}
+
+    @property
+    def parameters(self) -> dict[str, list[str]]:
+        return self._parameters
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self._properties
 
 
 # --------------------------------------------------------------------------- helpers

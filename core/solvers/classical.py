@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dimod
 
 from core.errors import InvalidInputError
-from core.solvers.base import empty_sampleset, validate_positive_int, validate_seed
+from core.solvers.base import SeededSampler, empty_sampleset, validate_positive_int, validate_seed
 
 __all__ = ["EXACT_MAX_VARIABLES", "ExactSampler"]
 
 EXACT_MAX_VARIABLES = 20
 
 
-class ExactSampler(dimod.Sampler):
+class ExactSampler(SeededSampler, dimod.Sampler):
     """All ``2**n`` states of a small BQM, lowest energy first.
 
     A thin guard around :class:`dimod.ExactSolver`: problems with more than
@@ -31,20 +29,13 @@ class ExactSampler(dimod.Sampler):
         -1.0
     """
 
+    _parameters: dict[str, list[str]] = {"num_reads": [], "seed": []}
+
     def __init__(self, max_variables: int = EXACT_MAX_VARIABLES) -> None:
         self.max_variables = validate_positive_int(
             max_variables, "max_variables", maximum=25
         )
-        self._parameters = {"num_reads": [], "seed": []}
         self._properties = {"max_variables": self.max_variables, "deterministic": True}
-
-    @property
-    def parameters(self) -> dict[str, list[str]]:
-        return self._parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
 
     def sample(
         self,

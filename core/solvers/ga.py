@@ -11,13 +11,13 @@ import numpy as np
 from core.solvers.base import (
     Groups,
     ProgressCallback,
-    draw_seed,
+    SeededSampler,
     empty_sampleset,
     resolve_groups,
+    resolve_seed,
     validate_choice,
     validate_positive_int,
     validate_probability,
-    validate_seed,
 )
 
 __all__ = ["GeneticAlgorithmSampler"]
@@ -59,7 +59,7 @@ def _onehot_repair_class() -> type:
     return OneHotRepair
 
 
-class GeneticAlgorithmSampler(dimod.Sampler):
+class GeneticAlgorithmSampler(SeededSampler, dimod.Sampler):
     """A genetic algorithm (pymoo ``GA``) over binary variables.
 
     The baseline used by the mixed-precision paper. Individuals are bit
@@ -89,6 +89,21 @@ class GeneticAlgorithmSampler(dimod.Sampler):
             generation.
     """
 
+    _parameters: dict[str, list[str]] = {
+        "num_reads": [],
+        "pop_size": [],
+        "num_generations": [],
+        "crossover": ["crossovers"],
+        "mutation_rate": [],
+        "groups": [],
+        "seed": [],
+        "progress_callback": [],
+    }
+    _properties: dict[str, Any] = {
+        "crossovers": list(CROSSOVERS),
+        "backend": "pymoo.GA",
+    }
+
     def __init__(
         self,
         *,
@@ -105,28 +120,6 @@ class GeneticAlgorithmSampler(dimod.Sampler):
             if mutation_rate is None
             else validate_probability(mutation_rate, "mutation_rate")
         )
-        self._parameters: dict[str, list[str]] = {
-            "num_reads": [],
-            "pop_size": [],
-            "num_generations": [],
-            "crossover": ["crossovers"],
-            "mutation_rate": [],
-            "groups": [],
-            "seed": [],
-            "progress_callback": [],
-        }
-        self._properties: dict[str, Any] = {
-            "crossovers": list(CROSSOVERS),
-            "backend": "pymoo.GA",
-        }
-
-    @property
-    def parameters(self) -> dict[str, list[str]]:
-        return self._parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
 
     def sample(
         self,
@@ -158,9 +151,7 @@ class GeneticAlgorithmSampler(dimod.Sampler):
         else:
             mutation_rate = validate_probability(mutation_rate, "mutation_rate")
         group_lists = resolve_groups(bqm, groups)
-        seed = validate_seed(seed)
-        if seed is None:
-            seed = draw_seed()
+        seed = resolve_seed(seed)
         n = bqm.num_variables
         if n == 0:
             return empty_sampleset(bqm, 1, seed=seed)

@@ -303,7 +303,57 @@ def _connect_leap_hybrid(**config: Any) -> dimod.Sampler:
     return LeapHybridSampler(**config)
 
 
-class DWaveQPUSampler(dimod.Sampler, dimod.Structured):
+class _LeapSampler(dimod.Sampler):
+    """A Leap solver behind this module's guards (token, timeout, plain errors).
+
+    Subclasses name the ``_service`` (as said in messages) and ``_connect`` to
+    it; the arguments are those of :class:`DWaveQPUSampler`.
+    """
+
+    _service: str
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        solver: str | dict[str, Any] | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
+        **config: Any,
+    ) -> None:
+        secret = resolve_token(token)
+        self._timeout = validate_positive_float(request_timeout, "request_timeout")
+        options = _client_config(self._timeout, config)
+        if solver is not None:
+            options["solver"] = solver
+        with _cloud_errors(secret, self._service, self._timeout):
+            self._child = self._connect(token=secret, **options)
+
+    def _connect(self, **config: Any) -> dimod.Sampler:
+        raise NotImplementedError
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self._child.parameters
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self._child.properties
+
+    def sample(
+        self, bqm: dimod.BinaryQuadraticModel, **parameters: Any
+    ) -> dimod.SampleSet:
+        """Submit the problem (already embedded, for a QPU) and wait for the answers."""
+        with _cloud_errors("", self._service, self._timeout):
+            sampleset = self._child.sample(bqm, **parameters)
+            sampleset.resolve()
+        return sampleset
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._child.close()
+
+
+class DWaveQPUSampler(_LeapSampler, dimod.Structured):
     """The real D-Wave QPU (:class:`dwave.system.DWaveSampler`), guarded.
 
     Structured: use it behind :class:`~core.embedding.MinorEmbeddingComposite`
@@ -321,33 +371,13 @@ class DWaveQPUSampler(dimod.Sampler, dimod.Structured):
         UnavailableError: no token, or Leap cannot be reached / rejects it.
     """
 
-    def __init__(
-        self,
-        token: str | None = None,
-        *,
-        solver: str | dict[str, Any] | None = None,
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-        **config: Any,
-    ) -> None:
-        secret = resolve_token(token)
-        self._timeout = validate_positive_float(request_timeout, "request_timeout")
-        options = _client_config(self._timeout, config)
-        if solver is not None:
-            options["solver"] = solver
-        with _cloud_errors(secret, "D-Wave QPU", self._timeout):
-            self._child = _connect_dwave_sampler(token=secret, **options)
-        self._service = "D-Wave QPU"
+    _service = "D-Wave QPU"
+
+    def _connect(self, **config: Any) -> dimod.Sampler:
+        return _connect_dwave_sampler(**config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(chip_id={self.properties.get('chip_id')!r})"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return self._child.parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._child.properties
 
     @property
     def nodelist(self) -> list[int]:
@@ -360,21 +390,8 @@ class DWaveQPUSampler(dimod.Sampler, dimod.Structured):
     def to_networkx_graph(self) -> Any:
         return self._child.to_networkx_graph()
 
-    def sample(
-        self, bqm: dimod.BinaryQuadraticModel, **parameters: Any
-    ) -> dimod.SampleSet:
-        """Submit the (already embedded) problem and wait for the answers."""
-        with _cloud_errors("", self._service, self._timeout):
-            sampleset = self._child.sample(bqm, **parameters)
-            sampleset.resolve()
-        return sampleset
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._child.close()
-
-
-class LeapHybridBQMSampler(dimod.Sampler):
+class LeapHybridBQMSampler(_LeapSampler):
     """Leap's hybrid BQM solver (:class:`dwave.system.LeapHybridSampler`), guarded.
 
     Takes problems far larger than a QPU holds, with no embedding step. Sample
@@ -391,42 +408,10 @@ class LeapHybridBQMSampler(dimod.Sampler):
         UnavailableError: no token, or Leap cannot be reached / rejects it.
     """
 
-    def __init__(
-        self,
-        token: str | None = None,
-        *,
-        solver: str | dict[str, Any] | None = None,
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
-        **config: Any,
-    ) -> None:
-        secret = resolve_token(token)
-        self._timeout = validate_positive_float(request_timeout, "request_timeout")
-        options = _client_config(self._timeout, config)
-        if solver is not None:
-            options["solver"] = solver
-        with _cloud_errors(secret, "Leap hybrid solver", self._timeout):
-            self._child = _connect_leap_hybrid(token=secret, **options)
+    _service = "Leap hybrid solver"
+
+    def _connect(self, **config: Any) -> dimod.Sampler:
+        return _connect_leap_hybrid(**config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return self._child.parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._child.properties
-
-    def sample(
-        self, bqm: dimod.BinaryQuadraticModel, **parameters: Any
-    ) -> dimod.SampleSet:
-        """Submit the problem and wait for the answers."""
-        with _cloud_errors("", "Leap hybrid solver", self._timeout):
-            sampleset = self._child.sample(bqm, **parameters)
-            sampleset.resolve()
-        return sampleset
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._child.close()

@@ -285,6 +285,24 @@ _MOCK_DESCRIPTION = (
     "and chain breaks, not quantum physics, noise or QPU timing. No token needed."
 )
 
+
+def _mock_qpu_spec(topology: str, label: str, aliases: tuple[str, ...] = ()) -> _Spec:
+    """The registry entry of a simulated QPU (they differ only in the topology)."""
+    return _Spec(
+        f"mock-qpu-{topology}",
+        _MOCK_DESCRIPTION.format(label=label),
+        "simulated-qpu",
+        _mock_qpu(topology),
+        (
+            *_QPU_SAMPLE_PARAMS,
+            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem."),
+        ),
+        (P("num_sweeps", 1000, "Default annealing sweeps per read."), *_QPU_CONFIG),
+        aliases=aliases,
+        requires=("dwave.system", "minorminer"),
+    )
+
+
 _SPECS: tuple[_Spec, ...] = (
     _Spec(
         "exact",
@@ -360,31 +378,10 @@ _SPECS: tuple[_Spec, ...] = (
         _SQA_OPTIONS,
         requires=("openjij",),
     ),
-    _Spec(
-        "mock-qpu-pegasus",
-        _MOCK_DESCRIPTION.format(label="Advantage-like Pegasus P16 (5,640-qubit)"),
-        "simulated-qpu",
-        _mock_qpu("pegasus"),
-        (
-            *_QPU_SAMPLE_PARAMS,
-            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem."),
-        ),
-        (P("num_sweeps", 1000, "Default annealing sweeps per read."), *_QPU_CONFIG),
-        aliases=("mock-qpu",),
-        requires=("dwave.system", "minorminer"),
+    _mock_qpu_spec(
+        "pegasus", "Advantage-like Pegasus P16 (5,640-qubit)", aliases=("mock-qpu",)
     ),
-    _Spec(
-        "mock-qpu-zephyr",
-        _MOCK_DESCRIPTION.format(label="Advantage2-like Zephyr Z12 (4,800-qubit)"),
-        "simulated-qpu",
-        _mock_qpu("zephyr"),
-        (
-            *_QPU_SAMPLE_PARAMS,
-            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem."),
-        ),
-        (P("num_sweeps", 1000, "Default annealing sweeps per read."), *_QPU_CONFIG),
-        requires=("dwave.system", "minorminer"),
-    ),
+    _mock_qpu_spec("zephyr", "Advantage2-like Zephyr Z12 (4,800-qubit)"),
     _Spec(
         "dwave",
         "A real D-Wave quantum annealer through Leap, with the same embedding layer as the "

@@ -12,12 +12,12 @@ from core.errors import InvalidInputError
 from core.solvers.base import (
     Groups,
     ProgressCallback,
-    draw_seed,
+    SeededSampler,
     empty_sampleset,
     resolve_groups,
+    resolve_seed,
     validate_positive_float,
     validate_positive_int,
-    validate_seed,
 )
 
 __all__ = ["ReinforceSampler"]
@@ -35,7 +35,7 @@ def _validate_entropy_coef(value: Any) -> float:
     return out
 
 
-class ReinforceSampler(dimod.Sampler):
+class ReinforceSampler(SeededSampler, dimod.Sampler):
     """A REINFORCE agent whose policy proposes whole assignments.
 
     The policy is a product distribution: a Bernoulli (one logit) for each free
@@ -67,6 +67,21 @@ class ReinforceSampler(dimod.Sampler):
         progress_callback: ``f(iteration, num_iterations)`` after each update.
     """
 
+    _parameters: dict[str, list[str]] = {
+        "num_reads": [],
+        "batch_size": [],
+        "num_iterations": [],
+        "learning_rate": [],
+        "entropy_coef": [],
+        "groups": [],
+        "seed": [],
+        "progress_callback": [],
+    }
+    _properties: dict[str, Any] = {
+        "backend": "torch",
+        "algorithm": "REINFORCE",
+    }
+
     def __init__(
         self,
         *,
@@ -79,28 +94,6 @@ class ReinforceSampler(dimod.Sampler):
         self.num_iterations = validate_positive_int(num_iterations, "num_iterations")
         self.learning_rate = validate_positive_float(learning_rate, "learning_rate")
         self.entropy_coef = _validate_entropy_coef(entropy_coef)
-        self._parameters: dict[str, list[str]] = {
-            "num_reads": [],
-            "batch_size": [],
-            "num_iterations": [],
-            "learning_rate": [],
-            "entropy_coef": [],
-            "groups": [],
-            "seed": [],
-            "progress_callback": [],
-        }
-        self._properties: dict[str, Any] = {
-            "backend": "torch",
-            "algorithm": "REINFORCE",
-        }
-
-    @property
-    def parameters(self) -> dict[str, list[str]]:
-        return self._parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
 
     def sample(
         self,
@@ -132,9 +125,7 @@ class ReinforceSampler(dimod.Sampler):
             self.entropy_coef if entropy_coef is None else entropy_coef
         )
         group_lists = resolve_groups(bqm, groups)
-        seed = validate_seed(seed)
-        if seed is None:
-            seed = draw_seed()
+        seed = resolve_seed(seed)
         n = bqm.num_variables
         if n == 0:
             return empty_sampleset(bqm, 1, seed=seed)

@@ -8,17 +8,17 @@ import dimod
 import numpy as np
 
 from core.solvers.base import (
-    draw_seed,
+    SeededSampler,
     empty_sampleset,
+    resolve_seed,
     validate_positive_float,
     validate_positive_int,
-    validate_seed,
 )
 
 __all__ = ["SQASampler"]
 
 
-class SQASampler(dimod.Sampler):
+class SQASampler(SeededSampler, dimod.Sampler):
     """OpenJij's :class:`openjij.SQASampler` as a plain dimod sampler.
 
     Differences from calling OpenJij directly: any hashable variable labels
@@ -45,6 +45,16 @@ class SQASampler(dimod.Sampler):
     ``num_sweeps``, ``trotter`` overriding the constructor's values.
     """
 
+    _parameters: dict[str, list[str]] = {
+        "num_reads": [],
+        "beta": [],
+        "gamma": [],
+        "num_sweeps": [],
+        "trotter": [],
+        "seed": [],
+    }
+    _properties: dict[str, Any] = {"backend": "openjij.SQASampler"}
+
     def __init__(
         self,
         *,
@@ -57,23 +67,6 @@ class SQASampler(dimod.Sampler):
         self.gamma = validate_positive_float(gamma, "gamma")
         self.num_sweeps = validate_positive_int(num_sweeps, "num_sweeps")
         self.trotter = validate_positive_int(trotter, "trotter")
-        self._parameters = {
-            "num_reads": [],
-            "beta": [],
-            "gamma": [],
-            "num_sweeps": [],
-            "trotter": [],
-            "seed": [],
-        }
-        self._properties = {"backend": "openjij.SQASampler"}
-
-    @property
-    def parameters(self) -> dict[str, list[str]]:
-        return self._parameters
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
 
     def sample(
         self,
@@ -102,9 +95,7 @@ class SQASampler(dimod.Sampler):
                 self.trotter if trotter is None else trotter, "trotter"
             ),
         }
-        seed = validate_seed(seed)
-        if seed is None:
-            seed = draw_seed()
+        seed = resolve_seed(seed)
         if bqm.num_variables == 0:
             return empty_sampleset(bqm, num_reads, seed=seed)
 

@@ -63,15 +63,41 @@ def _layout(topology: str, graph: nx.Graph) -> dict[int, np.ndarray]:
         ) from exc
 
 
-def _lines(
-    pairs: Sequence[tuple[int, int]], pos: Mapping[int, np.ndarray]
-) -> tuple[list[float | None], list[float | None]]:
+def _line_trace(
+    pairs: Sequence[tuple[int, int]],
+    pos: Mapping[int, np.ndarray],
+    *,
+    color: str,
+    width: float,
+    **kwargs: Any,
+) -> go.Scattergl:
+    """One trace drawing the qubit pairs as segments (gaps between them), no hover."""
     xs: list[float | None] = []
     ys: list[float | None] = []
     for u, v in pairs:
         xs += [float(pos[u][0]), float(pos[v][0]), None]
         ys += [float(pos[u][1]), float(pos[v][1]), None]
-    return xs, ys
+    return go.Scattergl(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": color, "width": width},
+        hoverinfo="skip",
+        **kwargs,
+    )
+
+
+def _qubit_trace(
+    qubits: Sequence[int], pos: Mapping[int, np.ndarray], **kwargs: Any
+) -> go.Scattergl:
+    """One trace of qubit markers, hovering their ``text``."""
+    return go.Scattergl(
+        x=[float(pos[q][0]) for q in qubits],
+        y=[float(pos[q][1]) for q in qubits],
+        mode="markers",
+        hovertemplate="%{text}<extra></extra>",
+        **kwargs,
+    )
 
 
 def embedding_view(
@@ -126,14 +152,12 @@ def embedding_view(
 
     fig = go.Figure()
     fig.add_trace(
-        go.Scattergl(
-            x=[float(pos[q][0]) for q in unused],
-            y=[float(pos[q][1]) for q in unused],
-            mode="markers",
+        _qubit_trace(
+            unused,
+            pos,
             marker={"size": 3, "color": FAINT},
             name="unused qubits",
             text=[f"qubit {q} (unused)" for q in unused],
-            hovertemplate="%{text}<extra></extra>",
         )
     )
     # chain edges grouped by the colour of their variable: bounded number of traces
@@ -147,18 +171,16 @@ def embedding_view(
     for c, edges in sorted(by_colour.items()):
         if not edges:
             continue
-        xs, ys = _lines(edges, pos)
         fig.add_trace(
-            go.Scattergl(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": PALETTE[c], "width": 2},
+            _line_trace(
+                edges,
+                pos,
+                color=PALETTE[c],
+                width=2,
                 opacity=dim,
                 name="chain edges",
                 legendgroup="chains",
                 showlegend=c == min(k for k, e in by_colour.items() if e),
-                hoverinfo="skip",
             )
         )
     if bqm is not None:
@@ -168,24 +190,21 @@ def embedding_view(
                 cu, cv = set(embedding[u]), set(embedding[v])
                 couplers += [(a, b) for a in cu for b in target_graph.adj[a] if b in cv]
         if couplers:
-            xs, ys = _lines(couplers, pos)
             fig.add_trace(
-                go.Scattergl(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": NEUTRAL, "width": 0.7},
+                _line_trace(
+                    couplers,
+                    pos,
+                    color=NEUTRAL,
+                    width=0.7,
                     opacity=0.5 * dim,
                     name="logical couplers",
-                    hoverinfo="skip",
                 )
             )
     chain_len = {v: len(embedding[v]) for v in variables}
     fig.add_trace(
-        go.Scattergl(
-            x=[float(pos[q][0]) for q in used],
-            y=[float(pos[q][1]) for q in used],
-            mode="markers",
+        _qubit_trace(
+            used,
+            pos,
             marker={
                 "size": 7,
                 "color": [PALETTE[var_index[carrier[q]] % len(PALETTE)] for q in used],
@@ -198,30 +217,26 @@ def embedding_view(
                 for q in used
             ],
             customdata=[var_name(carrier[q]) for q in used],
-            hovertemplate="%{text}<extra></extra>",
         )
     )
     if highlighted:
         chain = list(embedding[highlight_var])
         edges = list(target_graph.subgraph(chain).edges)
         if edges:
-            xs, ys = _lines(edges, pos)
             fig.add_trace(
-                go.Scattergl(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": "#EF553B", "width": 5},
+                _line_trace(
+                    edges,
+                    pos,
+                    color="#EF553B",
+                    width=5,
                     name="highlighted chain edges",
-                    hoverinfo="skip",
                     showlegend=False,
                 )
             )
         fig.add_trace(
-            go.Scattergl(
-                x=[float(pos[q][0]) for q in chain],
-                y=[float(pos[q][1]) for q in chain],
-                mode="markers",
+            _qubit_trace(
+                chain,
+                pos,
                 marker={
                     "size": 13,
                     "color": "#EF553B",
@@ -233,7 +248,6 @@ def embedding_view(
                     for q in chain
                 ],
                 customdata=[var_name(highlight_var)] * len(chain),
-                hovertemplate="%{text}<extra></extra>",
             )
         )
     fig.update_xaxes(visible=False)

@@ -1,0 +1,103 @@
+"""``python -m core run --method adaround|filter-pruning`` in-process through
+``core.cli.main``: the DESIGN section 5 report fields, baselines and the
+representative subproblem's BQM."""
+
+from __future__ import annotations
+
+import json
+
+import dimod
+import pytest
+
+from core.cli import main
+
+FP32_CNN_BITS = 32 * 9930
+TOP = {"model", "method", "sampler", "seed", "qubo", "energies", "energies_note", "best", "exact", "metrics",
+       "timing", "baselines", "layers", "bqm_subproblem"}
+METRICS = {"accuracy_before", "accuracy_after", "size_bits_before", "size_bits_after", "compression_ratio",
+           "sparsity", "latency_ms_before", "latency_ms_after"}
+
+
+def _run(tmp_path, *args: str) -> tuple[dict, dimod.BinaryQuadraticModel]:
+    out, bqm_path = tmp_path / "r.json", tmp_path / "b.json"
+    code = main(["run", "--model", "digits-cnn", "--sampler", "sa", "--seed", "0", "--latency-repeats", "2",
+                 "--out", str(out), "--bqm", str(bqm_path), *args])
+    assert code == 0
+    return json.loads(out.read_text()), dimod.BinaryQuadraticModel.from_serializable(json.loads(bqm_path.read_text()))
+
+
+def _common(report: dict, method: str) -> None:
+    assert TOP <= set(report)
+    assert report["method"] == method and report["model"] == "digits-cnn" and report["sampler"] == "sa"
+    assert METRICS <= set(report["metrics"])
+    assert set(report["timing"]) >= {"build_s", "embed_s", "sample_s", "evaluate_s"}
+    q = report["qubo"]
+    assert len(report["energies"]) == q["num_subproblems"] and q["num_variables"] > 0
+    assert report["best"]["energy"] == pytest.approx(sum(report["energies"]))
+    assert report["metrics"]["size_bits_before"] == FP32_CNN_BITS
+
+
+def test_adaround_run_report_and_rtn_baseline(tmp_path):
+    report, bqm = _run(tmp_path, "--method", "adaround", "--bits", "3", "--reads", "2")
+    _common(report, "adaround")
+    assert report["qubo"]["num_subproblems"] == 16 + 32 + 10  # output channels of conv1, conv2, fc
+    m = report["metrics"]
+    # every weight at 3 bits, biases at 32
+    weights = sum(r["out_channels"] * r["f"] for r in report["layers"])
+    assert m["size_bits_after"] == FP32_CNN_BITS - 29 * weights
+    rtn = report["baselines"]["rtn"]
+    assert rtn["size_bits"] == m["size_bits_after"] and 0 <= rtn["accuracy"] <= 1
+    assert [r["layer"] for r in rtn["layers"]] == ["conv1", "conv2", "fc"]
+    assert m["accuracy_after"] >= rtn["accuracy"]
+    assert report["best"]["energy"] <= rtn["energy"] + 1e-9
+    for row in report["layers"]:
+        assert row["error_qubo"] <= row["error_rtn"] + 1e-12
+        assert set(row) >= {"layer", "out_channels", "f", "qubo_vars", "error_qubo", "error_rtn", "ratio"}
+    # the written BQM is conv1 channel 0; its energy at the reported rounding is energies[0]
+    sub = report["bqm_subproblem"]
+    assert (sub["layer"], sub["channel"]) == ("conv1", 0) and sub["num_variables"] == bqm.num_variables
+    sample = report["best"]["sample"]["conv1"][0]
+    assert bqm.energy({v: sample[v] for v in bqm.variables}) == pytest.approx(report["energies"][0], rel=1e-9)
+    # conv1's channels (at most 9 free variables) are checked by brute force; none beats the run
+    exact = report["exact"]
+    assert exact["energy"] is None and exact["covered"] >= 16 and exact["total"] == 58
+    for row in exact["subproblems"]:
+        assert row["best"] >= row["energy"] - 1e-9
+    assert report["best"]["decision"]["conv1"]["bits"] == 3
+
+
+def test_filter_pruning_run_report_and_baselines(tmp_path):
+    report, bqm = _run(tmp_path, "--method", "filter-pruning", "--sparsity", "0.5", "--reads", "10",
+                       "--importance", "taylor", "--mu", "0.5")
+    _common(report, "filter-pruning")
+    assert report["qubo"]["num_subproblems"] == 2
+    kept = report["best"]["decision"]
+    assert set(kept) == {"conv1", "conv2"} and report["best"]["feasible"] is True
+    assert [len(kept["conv1"]), len(kept["conv2"])] == [8, 16]  # half of 16 and 32 filters
+    m = report["metrics"]
+    assert m["size_bits_after"] == 32 * m["params_after"] < FP32_CNN_BITS
+    assert m["filter_sparsity"] == pytest.approx(0.5)
+    assert m["compression_ratio"] == pytest.approx(FP32_CNN_BITS / m["size_bits_after"])
+    assert set(report["baselines"]) == {"greedy_taylor", "l1_topk", "l1_qubo"}
+    for b in report["baselines"].values():
+        assert {n: len(v) for n, v in b["kept"].items()} == {"conv1": 8, "conv2": 16}
+        assert 0 <= b["accuracy"] <= 1 and b["size_bits"] == m["size_bits_after"]
+    sub = report["bqm_subproblem"]
+    assert sub["layer"] == "conv1" and bqm.num_variables == 16
+    x = report["best"]["sample"]["conv1"]
+    assert bqm.energy({i: x[i] for i in bqm.variables}) == pytest.approx(report["energies"][0], abs=1e-9)
+    exact = report["exact"]  # conv1: C(16, 8) subsets by brute force; conv2's C(32, 16) is too many
+    assert exact["covered"] == 1 and exact["energy"] is None
+    assert exact["subproblems"][0]["best"] >= exact["subproblems"][0]["energy"] - 1e-9
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "bnn"], "not available"),
+    (["--method", "adaround", "--bits", "0"], "bits"),
+    (["--method", "filter-pruning", "--sparsity", "1.5"], "sparsity"),
+])
+def test_bad_method_settings_are_one_line_errors(tmp_path, capsys, argv, message):
+    code = main(["run", "--model", "digits-cnn", "--reads", "2", "--no-exact", "--out", str(tmp_path / "r.json"),
+                 *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
