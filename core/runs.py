@@ -64,6 +64,10 @@ def subproblem(ws: Workspace, method: str, **options: Any) -> Formulation:
     """One representative subproblem of a multi-QUBO method (what the app
     shows): adaround ``layer, channel, bits, scale``; filter-pruning ``layer,
     sparsity, importance, mu`` (and optionally precomputed ``stats``)."""
+    needed = {"adaround": ("layer", "bits"), "filter-pruning": ("layer", "sparsity")}.get(method, ())
+    missing = [k for k in needed if k not in options]
+    if missing:
+        raise InvalidInputError(f"The {method} subproblem needs {', '.join(missing)}.")
     if method == "adaround":
         from core.methods.adaround import channel_problem
 
@@ -123,7 +127,18 @@ def solve_formulation(formulation: Formulation, sampler: str = "sa", *, num_read
 
 
 def best_decision(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple[dict, Decision]:
-    """The lowest-energy sample and its decoded decision."""
+    """The lowest-energy *feasible* read and its decoded decision.
+
+    A penalty QUBO's lowest-energy read can break a constraint (over budget,
+    not one-hot) when the sampler misses the optimum; applying it would hand the
+    user a model that breaks their budget. So the best feasible read wins, and
+    only when no read is feasible does the lowest-energy one come back (its
+    Decision says feasible=False and lists the violations).
+    """
+    for sample in sampleset.samples():  # sorted by energy, lowest first
+        decision = formulation.decode(sample)
+        if decision.feasible:
+            return dict(sample), decision
     first = sampleset.first
     return dict(first.sample), formulation.decode(first.sample)
 
@@ -234,8 +249,10 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
         },
         "energies": energies_of(ss),
         "feasible_fraction": feasible_fraction(formulation, ss),
+        "lowest_energy_read": {"energy": float(ss.first.energy),
+                               "feasible": bool(formulation.decode(ss.first.sample).feasible)},
         "best": {
-            "energy": float(ss.first.energy),
+            "energy": float(formulation.bqm.energy(sample)),
             "feasible": bool(decision.feasible),
             "violations": list(decision.violations),
             "decision": decision.choices,

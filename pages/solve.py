@@ -37,8 +37,9 @@ with settings:
                           help="Kept only in this browser session; never shown, logged or saved. "
                                "DWAVE_API_TOKEN on the server works too.")
     infos = {i.name: i for i in available_samplers(token=token or None)}
+    names = list(infos)
     sampler = st.selectbox(
-        "Sampler", list(infos), key="sampler",
+        "Sampler", names, key="sampler", index=names.index("sa"),
         format_func=lambda n: n if infos[n].is_available else f"{n} (unavailable)",
     )
     info = infos[sampler]
@@ -183,7 +184,11 @@ with results:
     cbf = report.get("chain_break_fraction")
     c[3].metric("Chain breaks", "n/a" if cbf is None else f"{cbf:.1%}")
     if not best["feasible"]:
-        st.warning("The lowest-energy read breaks a constraint: " + "; ".join(best["violations"]))
+        st.warning("No read satisfies every constraint; the lowest-energy one breaks: "
+                   + "; ".join(best["violations"]))
+    elif report.get("lowest_energy_read", {}).get("feasible") is False:
+        st.info(f"The lowest-energy read ({report['lowest_energy_read']['energy']:.6g}) breaks a constraint, "
+                "so the best feasible read is shown and applied.")
     st.plotly_chart(energy_histogram({report["sampler"]: report["energies"]},
                                      exact=exact["energy"] if exact else None),
                     key="energy_hist", width="stretch")

@@ -80,3 +80,24 @@ def test_run_api_is_seeded_and_leaves_the_workspace_model_alone(digits_cnn_works
     assert len(first["energies"]) == 10 and first["seed"] == 5
     assert first["qubo"]["num_variables"] == formulation.bqm.num_variables
     assert first["metrics"]["accuracy_before"] == again["metrics"]["accuracy_before"]
+
+
+def test_best_decision_prefers_a_feasible_read_over_a_lower_infeasible_one():
+    import dimod
+
+    from core.formulations.base import Decision, Formulation
+    from core.runs import best_decision
+
+    bqm = dimod.BinaryQuadraticModel({"a": -2.0, "b": -1.0}, {}, 0.0, "BINARY")
+
+    def decode(sample):
+        ok = sample["a"] + sample["b"] == 1  # exactly one on
+        return Decision({"pick": "a" if sample["a"] else "b"}, ok, [] if ok else ["not one-hot"])
+
+    formulation = Formulation("toy", bqm, decode)
+    sampleset = dimod.SampleSet.from_samples_bqm([{"a": 1, "b": 1}, {"a": 1, "b": 0}, {"a": 0, "b": 0}], bqm)
+    sample, decision = best_decision(formulation, sampleset)
+    assert sample == {"a": 1, "b": 0} and decision.feasible
+    infeasible_only = dimod.SampleSet.from_samples_bqm([{"a": 1, "b": 1}, {"a": 0, "b": 0}], bqm)
+    sample, decision = best_decision(formulation, infeasible_only)
+    assert sample == {"a": 1, "b": 1} and not decision.feasible

@@ -169,6 +169,17 @@ def _check_vectors(importance: Any, similarity: Any) -> tuple[np.ndarray, np.nda
     return imp, sim
 
 
+def _check_selection(
+    importance: Any, similarity: Any, k: Any, mu: Any, name: str
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Validated ``(importance, similarity, K, mu)`` of one layer's selection problem."""
+    imp, sim = _check_vectors(importance, similarity)
+    k = _check_int("K (filters kept)", k)
+    if k > imp.size:
+        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {imp.size}.")
+    return imp, sim, k, _check_float("mu", mu)
+
+
 def kept_count(channels: int, sparsity: float) -> int:
     """Filters kept when a fraction ``sparsity`` of ``channels`` is removed
     (rounded half up, at least 1)."""
@@ -221,12 +232,8 @@ def filter_qubo(
 
     ``bqm.energy(x)`` equals :func:`qubo_energy` ``(x, ...)`` for every x.
     """
-    imp, sim = _check_vectors(importance, similarity)
+    imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
     c = imp.size
-    k = _check_int("K (filters kept)", k)
-    if k > c:
-        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {c}.")
-    mu = _check_float("mu", mu)
     penalty = _check_float("penalty", penalty)
     if isinstance(shift, bool) or not np.isfinite(float(shift)):
         raise InvalidInputError(f"shift must be a finite number, not {shift!r}.")
@@ -370,12 +377,8 @@ def capacity_search(
 ) -> CapacityResult:
     """Solve one layer's QUBO with bisection on the linear shift so that the
     decoded solution keeps exactly ``k`` filters (see the module docstring)."""
-    imp, sim = _check_vectors(importance, similarity)
+    imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
     c = imp.size
-    k = _check_int("K (filters kept)", k)
-    if k > c:
-        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {c}.")
-    mu = _check_float("mu", mu)
     pen = DEFAULT_PENALTY if penalty is None else _check_float("penalty", penalty)
     max_solves = _check_int("max_solves", max_solves)
     num_reads = _check_int("num_reads", num_reads)

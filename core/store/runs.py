@@ -262,6 +262,10 @@ def _default_name(report: Mapping[str, Any], created: dt.datetime) -> str:
     return (" / ".join(parts) or "run") + created.strftime(" %Y-%m-%d %H:%M:%S")
 
 
+def _not_found(run_id: int) -> RunNotFoundError:
+    return RunNotFoundError(f"There is no run {run_id} in the history.")
+
+
 def _clean_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError("A run name must be a non-empty piece of text.")
@@ -473,7 +477,7 @@ class RunStore:
                 sa.update(RunRecord).where(RunRecord.id == int(run_id)).values(name=new)
             )
             if result.rowcount == 0:
-                raise RunNotFoundError(f"There is no run {run_id} in the history.")
+                raise _not_found(run_id)
 
     def delete(self, run_id: int) -> None:
         """Remove run ``run_id`` from the history."""
@@ -482,29 +486,30 @@ class RunStore:
                 sa.delete(RunRecord).where(RunRecord.id == int(run_id))
             )
             if result.rowcount == 0:
-                raise RunNotFoundError(f"There is no run {run_id} in the history.")
+                raise _not_found(run_id)
 
     # -- reading
 
+    def _read_value(self, run_id: int, column: Any) -> Any:
+        """``column`` of run ``run_id``; RunNotFoundError if there is no such run."""
+        with self._errors("read"), Session(self.engine) as session:
+            row = session.execute(
+                sa.select(column).where(RunRecord.id == int(run_id))
+            ).first()
+        if row is None:
+            raise _not_found(run_id)
+        return row[0]
+
     def get(self, run_id: int) -> dict[str, Any]:
         """The full report of run ``run_id`` (as saved, secrets stripped)."""
-        with self._errors("read"), Session(self.engine) as session:
-            report = session.execute(
-                sa.select(RunRecord.report).where(RunRecord.id == int(run_id))
-            ).scalar()
-        if report is None:
-            raise RunNotFoundError(f"There is no run {run_id} in the history.")
+        report = self._read_value(run_id, RunRecord.report)
+        if report is None:  # a run without a report counts as missing
+            raise _not_found(run_id)
         return dict(report)
 
     def get_params(self, run_id: int) -> dict[str, Any]:
         """The saved parameters of run ``run_id``."""
-        with self._errors("read"), Session(self.engine) as session:
-            row = session.execute(
-                sa.select(RunRecord.params).where(RunRecord.id == int(run_id))
-            ).first()
-        if row is None:
-            raise RunNotFoundError(f"There is no run {run_id} in the history.")
-        return dict(row[0] or {})
+        return dict(self._read_value(run_id, RunRecord.params) or {})
 
     def get_many(self, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Reports of several runs at once, keyed by id (missing ids are skipped)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,32 @@ def symlog_ticks(max_abs: float, threshold: float) -> tuple[list[float], list[st
         mags = mags[::-1][::step][::-1]
     values = [-m for m in reversed(mags)] + [0.0] + mags
     return [float(symlog(v, threshold)) for v in values], [f"{v:.3g}" for v in values]
+
+
+def symlog_scale(
+    z: np.ndarray, threshold: float | None = None
+) -> tuple[np.ndarray, float, list[float], list[str]]:
+    """``z`` on a symmetric log colour scale: (display values, threshold, tick values, tick labels).
+
+    The threshold defaults to the median nonzero ``|z|`` (1 when there is none).
+    """
+    finite = np.abs(z[np.isfinite(z) & (z != 0)])
+    if threshold is None:
+        threshold = float(np.median(finite)) if finite.size else 1.0
+    tickvals, ticktext = symlog_ticks(float(finite.max()) if finite.size else 1.0, threshold)
+    return symlog(z, threshold), threshold, tickvals, ticktext
+
+
+def line_segments(
+    pairs: Iterable[tuple[Hashable, Hashable]], pos: Mapping[Hashable, Any]
+) -> tuple[list[float | None], list[float | None]]:
+    """x and y of a lines trace drawing each pair as its own segment (None breaks the line)."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for u, v in pairs:
+        xs += [float(pos[u][0]), float(pos[v][0]), None]
+        ys += [float(pos[u][1]), float(pos[v][1]), None]
+    return xs, ys
 
 
 def base_layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:

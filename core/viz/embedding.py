@@ -25,6 +25,7 @@ from core.viz._common import (
     PALETTE,
     base_layout,
     empty_figure,
+    line_segments,
     var_name,
 )
 
@@ -72,11 +73,7 @@ def _line_trace(
     **kwargs: Any,
 ) -> go.Scattergl:
     """One trace drawing the qubit pairs as segments (gaps between them), no hover."""
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for u, v in pairs:
-        xs += [float(pos[u][0]), float(pos[v][0]), None]
-        ys += [float(pos[u][1]), float(pos[v][1]), None]
+    xs, ys = line_segments(pairs, pos)
     return go.Scattergl(
         x=xs,
         y=ys,

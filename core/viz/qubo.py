@@ -21,8 +21,8 @@ from core.viz._common import (
     colour,
     empty_figure,
     group_by_block,
-    symlog,
-    symlog_ticks,
+    line_segments,
+    symlog_scale,
     var_name,
 )
 
@@ -42,18 +42,13 @@ def _colour_axis(
     z: np.ndarray, log_scale: bool, log_threshold: float | None
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """Transform z for display; return (z_display, colour-bar settings, scale note)."""
-    finite = np.abs(z[np.isfinite(z) & (z != 0)])
-    max_abs = float(finite.max()) if finite.size else 1.0
     if not log_scale:
         return z, {"zmid": 0.0, "colorbar": {"title": {"text": "coefficient"}}}, ""
-    t = (
-        float(log_threshold)
-        if log_threshold
-        else (float(np.median(finite)) if finite.size else 1.0)
-    )
-    if t <= 0:
+    if log_threshold and float(log_threshold) <= 0:
         raise InvalidInputError("The log-scale threshold must be positive.")
-    tickvals, ticktext = symlog_ticks(max_abs, t)
+    zd, t, tickvals, ticktext = symlog_scale(
+        z, float(log_threshold) if log_threshold else None
+    )
     bar = {
         "zmid": 0.0,
         "colorbar": {
@@ -62,7 +57,7 @@ def _colour_axis(
             "ticktext": ticktext,
         },
     }
-    return symlog(z, t), bar, f", symmetric log colour (t={t:.3g})"
+    return zd, bar, f", symmetric log colour (t={t:.3g})"
 
 
 def qubo_heatmap(
@@ -312,11 +307,7 @@ def _edge_trace(
     colour_: str,
     name: str,
 ) -> go.Scatter:
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for u, v in edges:
-        xs += [float(pos[u][0]), float(pos[v][0]), None]
-        ys += [float(pos[u][1]), float(pos[v][1]), None]
+    xs, ys = line_segments(edges, pos)
     return go.Scatter(
         x=xs,
         y=ys,

@@ -17,8 +17,7 @@ from core.viz._common import (
     SEQUENTIAL,
     base_layout,
     empty_figure,
-    symlog,
-    symlog_ticks,
+    symlog_scale,
 )
 
 FP32_BITS = 32
@@ -255,10 +254,7 @@ def sensitivity_heatmap(
     extra: dict[str, Any] = {"colorbar": {"title": {"text": value.replace("_", " ")}}}
     zd = z
     if log_scale:
-        finite = np.abs(z[np.isfinite(z) & (z != 0)])
-        t = float(np.median(finite)) if finite.size else 1.0
-        zd = symlog(z, t)
-        vals, labs = symlog_ticks(float(finite.max()) if finite.size else 1.0, t)
+        zd, _t, vals, labs = symlog_scale(z)
         extra["colorbar"].update(tickvals=vals, ticktext=labs)
     fig = go.Figure(
         go.Heatmap(
