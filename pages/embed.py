@@ -90,7 +90,7 @@ with results:
     inspected = guarded(preview_data, formulation.bqm, result, st.session_state.get("embedding_chain_strength"),
                         action="Preparing the inspector view")
     if inspected is not None:
-        view = embedding_view_from_inspector(inspected, highlight_var=chosen, bqm=formulation.bqm)
+        view = embedding_view_from_inspector(inspected, highlight_var=chosen, bqm=formulation.bqm, zoom=zoom)
         breaks = inspected.get("qcl", {}).get("preview_chain_break_fraction")
         st.caption("Drawn from dwave-inspector problem data of a 10-read simulated-QPU preview"
                    + ("" if breaks is None else f" (chain breaks in the preview: {breaks:.1%})") + ".")

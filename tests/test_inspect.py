@@ -21,3 +21,17 @@ def test_preview_feeds_the_embedding_view(topology):
     fig = embedding_view_from_inspector(data, bqm=bqm)
     used = next(t for t in fig.data if t.name == "used qubits")
     assert len(used.x) == result.qubits_used
+
+
+def test_zoom_frames_the_used_qubits():
+    bqm = dimod.generators.gnp_random_bqm(6, 0.8, "BINARY", random_state=2)
+    result = find_embedding(bqm, "pegasus", "clique", seed=0)
+    data = preview_inspector_data(bqm, result.embedding, "pegasus", num_reads=3, seed=0)
+    whole = embedding_view_from_inspector(data, bqm=bqm)
+    zoomed = embedding_view_from_inspector(data, bqm=bqm, zoom=True)
+    assert whole.layout.xaxis.range is None
+    used = next(t for t in zoomed.data if t.name == "used qubits")
+    lo, hi = zoomed.layout.xaxis.range
+    assert lo <= min(used.x) and max(used.x) <= hi
+    unused = next(t for t in zoomed.data if t.name == "unused qubits")
+    assert hi - lo < 0.5 * (max(unused.x) - min(unused.x))

@@ -579,6 +579,7 @@ def embedding_view_from_inspector(
     *,
     highlight_var: Hashable | None = None,
     bqm: dimod.BinaryQuadraticModel | None = None,
+    zoom: bool = False,
     title: str | None = None,
 ) -> go.Figure:
     """:func:`embedding_view` built from dwave-inspector problem data.
@@ -611,4 +612,5 @@ def embedding_view_from_inspector(
         highlight_var=highlight_var,
         bqm=bqm,
         title=title,
+        zoom=zoom,
     )
