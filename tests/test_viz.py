@@ -616,3 +616,29 @@ def test_pareto_scatter_keeps_accuracy_in_unit_range_and_widens_equal_sizes():
     assert fig.layout.yaxis.range[1] <= 1.01
     lo, hi = fig.layout.xaxis.range
     assert lo < 41344 < hi and hi - lo > 1000
+
+
+def test_problem_graph_spreads_disconnected_onehot_cliques():
+    """Without pairwise terms each unit is its own clique: components must not overlap."""
+    bqm = dimod.BinaryQuadraticModel("BINARY")
+    for unit in ("conv1", "conv2", "fc"):
+        names = [f"{unit}@{k}" for k in (2, 4, 8)]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                bqm.add_quadratic(a, b, 1.0)
+    fig = problem_graph(bqm)
+    xs, ys, labels = [], [], []
+    for trace in fig.data:
+        if trace.mode and "markers" in trace.mode and trace.customdata is not None:
+            xs += list(trace.x)
+            ys += list(trace.y)
+            labels += list(trace.customdata)
+    centre = {}
+    for x, y, name in zip(xs, ys, labels):
+        centre.setdefault(str(name).split("@")[0], []).append((x, y))
+    means = {u: np.mean(p, axis=0) for u, p in centre.items()}
+    assert len(means) == 3
+    units = list(means)
+    for i, a in enumerate(units):
+        for b in units[i + 1:]:
+            assert np.linalg.norm(means[a] - means[b]) > 1.0

@@ -291,7 +291,7 @@ def chain_length_histogram(
     fig.update_yaxes(title_text="variables")
     return base_layout(
         fig,
-        f"{title}: mean {values.mean():.2f}, max {values.max()}, {int(values.sum())} qubits",
+        f"{title}<br><sup>mean {values.mean():.2f}, max {values.max()}, {int(values.sum())} qubits</sup>",
         bargap=0.15,
     )
 

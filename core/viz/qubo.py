@@ -318,6 +318,30 @@ def _edge_trace(
     )
 
 
+def _component_layout(g: nx.Graph, *, seed: int, iterations: int) -> dict[Hashable, np.ndarray]:
+    """Each connected component laid out on its own, components side by side in a grid.
+
+    Without pairwise terms a one-hot QUBO is one clique per unit and nothing
+    between them: a global spring layout piles each clique onto a dot.
+    Kamada-Kawai per component spreads small cliques; large ones use springs.
+    """
+    components = sorted(nx.connected_components(g), key=len, reverse=True)
+    cols = max(1, int(np.ceil(np.sqrt(len(components)))))
+    pos: dict[Hashable, np.ndarray] = {}
+    for i, nodes in enumerate(components):
+        sub = g.subgraph(nodes)
+        if len(nodes) == 1:
+            local = {next(iter(nodes)): np.zeros(2)}
+        elif len(nodes) <= 150:
+            local = nx.kamada_kawai_layout(sub, weight=None)
+        else:
+            local = nx.spring_layout(sub, seed=seed, iterations=iterations, weight=None)
+        offset = np.array([2.5 * (i % cols), -2.5 * (i // cols)])
+        for v, xy in local.items():
+            pos[v] = np.asarray(xy, dtype=float) + offset
+    return pos
+
+
 def problem_graph(
     bqm: dimod.BinaryQuadraticModel,
     *,
@@ -343,11 +367,7 @@ def problem_graph(
     g.add_nodes_from(bqm.variables)
     for (u, v), bias in bqm.quadratic.items():
         g.add_edge(u, v, weight=abs(float(bias)), bias=float(bias))
-    if g.number_of_nodes() <= 150 and nx.is_connected(g):
-        # Kamada-Kawai spreads one-hot cliques apart, where a spring layout collapses them.
-        pos = nx.kamada_kawai_layout(g, weight=None)
-    else:
-        pos = nx.spring_layout(g, seed=seed, iterations=iterations, weight=None, k=2.0 / max(1, g.number_of_nodes()) ** 0.5)
+    pos = _component_layout(g, seed=seed, iterations=iterations)
     fig = go.Figure()
 
     edges = list(g.edges(data="bias"))
@@ -459,6 +479,6 @@ def problem_graph(
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     return base_layout(
         fig,
-        f"{title}: {bqm.num_variables} variables, {bqm.num_interactions} interactions",
+        f"{title}<br><sup>{bqm.num_variables} variables, {bqm.num_interactions} interactions</sup>",
         hovermode="closest",
     )
