@@ -9,7 +9,7 @@ from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars
-from ui.common import guarded, human_bits, page_intro, require_workspace
+from ui.common import before_after_metrics, guarded, human_bits, page_intro, require_workspace
 from ui.pipeline import parse_param, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
@@ -123,14 +123,7 @@ def _show_multi(report):
         c[2].metric("Exact optimum", "not computed")
     c[3].metric("Representative QUBO", f"{report['bqm_subproblem']['num_variables']} vars",
                 help=report["bqm_subproblem"]["note"])
-    m = st.columns(4)
-    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}",
-                delta=f"{100 * (metrics['accuracy_after'] - metrics['accuracy_before']):+.1f} pts")
-    m[1].metric("Size", human_bits(metrics["size_bits_after"]),
-                help=f"{human_bits(metrics['size_bits_before'])} before compression")
-    m[2].metric("Compression", f"{metrics['compression_ratio']:.2f}x")
-    m[3].metric("Latency / image", f"{metrics['latency_ms_after']:.3f} ms",
-                help=f"{metrics['latency_ms_before']:.3f} ms before.")
+    before_after_metrics(metrics)
     st.caption(
         f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
         f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s."
@@ -201,12 +194,5 @@ with results:
     left.plotly_chart(decision_bars(best["decision"], params=params), key="decision_bars", width="stretch")
     right.dataframe([{"unit": k, "option": str(v), "params": params.get(k)} for k, v in best["decision"].items()],
                     hide_index=True, width="stretch")
-    m = st.columns(4)
-    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}",
-                delta=f"{100 * (metrics['accuracy_after'] - metrics['accuracy_before']):+.1f} pts")
-    m[1].metric("Size", human_bits(metrics["size_bits_after"]),
-                help=f"{human_bits(metrics['size_bits_before'])} before compression")
-    m[2].metric("Compression", f"{metrics['compression_ratio']:.2f}x")
-    m[3].metric("Latency / image", f"{metrics['latency_ms_after']:.3f} ms",
-                help=f"{metrics['latency_ms_before']:.3f} ms before. Fake-quantized weights run in fp32 here, "
-                     "so latency does not drop with bits.")
+    before_after_metrics(metrics, latency_note="Fake-quantized weights run in fp32 here, so latency does not "
+                                              "drop with bits.")

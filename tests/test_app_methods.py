@@ -3,36 +3,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import streamlit as st
+from apptest_helpers import load_digits_cnn, metrics, ok, start_app
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
 
 
 @pytest.fixture
 def app(tmp_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("QCL_DB_URL", f"sqlite:///{tmp_path / 'runs.sqlite'}")
-    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/model.py").run()
-    at.button(key="load_model").click().run()
-    return ok(at)
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return load_digits_cnn(start_app(tmp_path, monkeypatch, timeout=TIMEOUT))
 
 
 def charts(at: AppTest) -> list:

@@ -68,3 +68,15 @@ def human_bits(bits: float) -> str:
             return f"{value:,.1f} {unit}" if unit != "B" else f"{value:,.0f} B"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+def before_after_metrics(metrics: dict, *, latency_note: str = "") -> None:
+    """Accuracy, size, compression and latency after compression, with the before values."""
+    m = st.columns(4)
+    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}",
+                delta=f"{100 * (metrics['accuracy_after'] - metrics['accuracy_before']):+.1f} pts")
+    m[1].metric("Size", human_bits(metrics["size_bits_after"]),
+                help=f"{human_bits(metrics['size_bits_before'])} before compression")
+    m[2].metric("Compression", f"{metrics['compression_ratio']:.2f}x")
+    m[3].metric("Latency / image", f"{metrics['latency_ms_after']:.3f} ms",
+                help=f"{metrics['latency_ms_before']:.3f} ms before. {latency_note}".strip())
