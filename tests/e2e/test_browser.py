@@ -120,3 +120,27 @@ def test_default_path_formulate_embed_solve_compare(app_page):
     expect(hist.get_by_text(re.compile(r"#\d+ tabu"))).to_be_visible()
     assert_no_exception(page)
     shot(page, "compare")
+
+
+@pytest.mark.parametrize("method", ["adaround", "filter-pruning"])
+def test_other_methods_formulate_and_solve(app_page, method):
+    """F3 and F2 in the browser: the subproblem heatmap, then a full run with its baselines."""
+    page = app_page
+    load_default_model(page)
+    goto_page(page, "Formulate", timeout_s=120)
+    select_option(page, "Method", method, timeout_s=120)
+    expect(page.locator(PLOTLY).first).to_be_visible(timeout=120_000)
+    assert_no_exception(page)
+    shot(page, f"formulate-{method}")
+
+    goto_page(page, "Solve")
+    select_option(page, "Sampler", "sa")
+    click_and_wait(page, page.get_by_role("button", name="Run", exact=True), timeout_s=180)
+    # a whole-model run takes several seconds; the status box says when it is over
+    expect(page.get_by_text(re.compile(r"Done: run \d+"))).to_be_visible(timeout=180_000)
+    wait_for_idle(page, timeout_s=60)
+    expect(page.get_by_text("Subproblems")).to_be_visible()
+    accuracy = metric_value(page, "Accuracy")
+    assert PERCENT.match(accuracy), accuracy
+    assert_no_exception(page)
+    shot(page, f"solve-{method}")
