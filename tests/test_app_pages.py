@@ -198,3 +198,51 @@ def test_model_page_missing_torchvision_data_is_a_plain_message(app, tmp_path):
     ok(app)
     assert any("not found" in e.value for e in app.error)
     assert app.session_state["workspace"].data.name == "digits-test"
+
+
+def _torchscript_digits_cnn() -> bytes:
+    import io
+
+    import torch
+
+    from core.models import load_model
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(load_model("digits-cnn")), buf)
+    return buf.getvalue()
+
+
+def test_model_page_upload_torchscript_then_a_pickled_module_is_refused(app):
+    import io
+
+    import torch
+
+    from core.models import load_model
+
+    app.switch_page("pages/model.py").run()
+    app.radio(key="model_source").set_value("Upload").run()
+    app.file_uploader(key="model_upload").upload("cnn.pt", _torchscript_digits_cnn()).run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert app.session_state["workspace"].model_name == "upload:cnn.pt"
+    assert float(metrics(app)["Accuracy"].rstrip("%")) >= 95.0
+
+    pickled = io.BytesIO()
+    torch.save(load_model("digits-cnn"), pickled)  # a whole pickled module: never loaded
+    app.file_uploader(key="model_upload").set_value(("whole-model.pt", pickled.getvalue(),
+                                                     "application/octet-stream")).run()
+    app.selectbox(key="upload_arch").set_value("digits-cnn").run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert any("pickled" in e.value for e in app.error)
+    assert app.session_state["workspace"].model_name == "upload:cnn.pt"  # the previous model stays
+
+
+def test_model_page_bad_npz_upload_is_refused_and_keeps_the_model(app):
+    load_digits_cnn(app)
+    app.selectbox(key="data_choice").set_value("upload .npz").run()
+    app.file_uploader(key="data_upload").upload("data.npz", b"images,labels\n0.1,2\n").run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert any(".npz" in e.value for e in app.error)
+    assert app.session_state["workspace"].data.name == "digits-test"
