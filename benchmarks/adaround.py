@@ -50,8 +50,12 @@ def run(
     calib_size: int,
     seed: int,
     use_quantized_inputs: bool,
+    target: str = "layer",
+    safeguard: bool = False,
+    eval_split: str = "test",
 ) -> dict[tuple[str, int], AdaroundResult]:
     split = digits_split()
+    evald = split.val if eval_split == "val" else split.test
     calib = split.train.subset(calib_size, seed=seed)
     results = {}
     for name in models:
@@ -66,11 +70,13 @@ def run(
                 seed=seed,
                 sample_kwargs={"num_sweeps": num_sweeps},
                 use_quantized_inputs=use_quantized_inputs,
-                eval_data=split.test,
+                eval_data=evald,
+                target=target,
+                safeguard=safeguard,
             )
             res.params["agree_float"] = {
-                "rtn": _agreement(res.rtn_model, model, split.test.images),
-                "qubo": _agreement(res.model, model, split.test.images),
+                "rtn": _agreement(res.rtn_model, model, evald.images),
+                "qubo": _agreement(res.model, model, evald.images),
             }
     return results
 
@@ -104,16 +110,17 @@ def report(results: dict[tuple[str, int], AdaroundResult]) -> tuple[str, list[st
         "",
         (
             "| model | bits | layer | out | f | vars (free) | rel err RTN | rel err QUBO | ratio | "
-            "drift RTN | drift QUBO | RTN-descent wins | solve s |"
+            "drift RTN | drift QUBO | RTN-descent wins | safeguard kept RTN | solve s |"
         ),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (name, bits), res in results.items():
         for r in res.layers:
             lines.append(
                 f"| {name} | {bits} | {r.layer} | {r.out_channels} | {r.f} | {r.qubo_vars} ({r.free_vars}) | "
                 f"{r.error_rtn:.3e} | {r.error_qubo:.3e} | {r.ratio:.3f} | {r.drift_rtn:.3e} | "
-                f"{r.drift_qubo:.3e} | {r.rtn_descent_channels}/{r.out_channels} | {r.solve_s:.1f} |"
+                f"{r.drift_qubo:.3e} | {r.rtn_descent_channels}/{r.out_channels} | "
+                f"{'yes' if r.safeguard_rtn else 'no'} | {r.solve_s:.1f} |"
             )
     return "\n".join(lines), failures
 
@@ -128,6 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--float-inputs", action="store_true", help="Gram matrices from the float network")
+    parser.add_argument(
+        "--target",
+        choices=["layer", "float_outputs", "float_outputs_last"],
+        default="layer",
+        help="objective: error the layer adds (default), or error against the float network's pre-activations "
+        "on every layer / on the last layer only",
+    )
+    parser.add_argument(
+        "--safeguard", action="store_true", help="per layer, keep RTN if it gives a lower calibration cross-entropy"
+    )
+    parser.add_argument(
+        "--eval-split",
+        choices=["test", "val"],
+        default="test",
+        help="split for accuracy; use val when choosing options, test only for the final report",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     results = run(
@@ -139,13 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         calib_size=args.calib,
         seed=args.seed,
         use_quantized_inputs=not args.float_inputs,
+        target=args.target,
+        safeguard=args.safeguard,
+        eval_split=args.eval_split,
     )
     table, failures = report(results)
     print(
         f"F3 rounding QUBO vs round-to-nearest: scale={args.scale}, sampler=SimulatedAnnealingSampler "
         f"(num_reads={args.num_reads}, num_sweeps={args.num_sweeps}) + descent polish, calibration "
         f"{args.calib} train images (seed {args.seed}), "
-        f"{'float' if args.float_inputs else 'quantized'} inputs, accuracy on 360 test images; "
+        f"{'float' if args.float_inputs else 'quantized'} inputs, target={args.target}, "
+        f"safeguard={'on' if args.safeguard else 'off'}, accuracy on the {args.eval_split} split; "
         f"{platform.machine()}, torch threads {torch.get_num_threads()}, total {time.perf_counter() - t0:.0f} s"
     )
     print()

@@ -364,3 +364,153 @@ def test_bad_input_raises_invalid_input_error():
         broken.a.weight[0, 0] = float("nan")
     with pytest.raises(InvalidInputError):
         quantize_model_adaround(broken, calib, bits=3)
+
+
+# ----------------------------------------------------------------------------- target="float_outputs"
+
+
+def _direct_float_target_errors(
+    layer: nn.Module, Xq: torch.Tensor, Xf: torch.Tensor, j: int, rows: np.ndarray, b_vals: np.ndarray | None
+) -> np.ndarray:
+    """``||layer_hat(Xq) - layer(Xf)||^2`` of channel j for candidate rows, by running the layer."""
+    ref = copy.deepcopy(layer).double()
+    target = ref(Xf.double())[:, j].detach()
+    errs = []
+    for k in range(len(rows)):
+        with torch.no_grad():
+            w_hat = ref.weight.detach().clone()
+            w_hat[j] = torch.from_numpy(rows[k]).reshape(w_hat[j].shape)
+            b_hat = None if ref.bias is None else ref.bias.detach().clone()
+            if b_vals is not None:
+                b_hat[j] = float(b_vals[k])
+            if isinstance(ref, nn.Linear):
+                y_hat = F.linear(Xq.double(), w_hat, b_hat)
+            else:
+                y_hat = ref._conv_forward(Xq.double(), w_hat, b_hat)
+        errs.append(float(((y_hat[:, j] - target) ** 2).sum()))
+    return np.array(errs)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fin=st.integers(1, 10),
+    fout=st.integers(1, 4),
+    bits=st.integers(1, 5),
+    scale=st.sampled_from(["minmax", "mse"]),
+    qbias=st.booleans(),
+    kind=st.sampled_from(["linear", "conv", "grouped"]),
+    noise=st.sampled_from([0.0, 0.05, 0.5]),
+    seed=st.integers(0, 10_000),
+)
+def test_float_outputs_energy_plus_constant_is_the_error_against_the_float_network(
+    fin, fout, bits, scale, qbias, kind, noise, seed
+):
+    torch.manual_seed(seed)
+    if kind == "linear":
+        layer: nn.Module = nn.Linear(fin, fout)
+        Xf = torch.randn(13, fin)
+    elif kind == "conv":
+        layer = nn.Conv2d(min(fin, 3), fout, 2, padding=1)
+        Xf = torch.randn(3, min(fin, 3), 3, 4)
+    else:
+        layer = nn.Conv2d(4, 2 * fout, 2, groups=2)
+        Xf = torch.randn(2, 4, 3, 3)
+    Xq = Xf + noise * torch.randn_like(Xf)  # what the layer receives after earlier layers were rounded
+    rng = np.random.default_rng(seed)
+    j = int(rng.integers(layer.weight.shape[0]))
+    form = channel_formulation(layer, Xq, j, bits, scale=scale, quantize_bias=qbias, float_inputs=Xf)
+    assert form.params["target"] == "float_outputs"
+    lower, step, s, free = form.tables["lower"], form.tables["step"], form.tables["scale"], form.tables["free"]
+    f = form.params["f"]
+    assert form.bqm.offset == pytest.approx(form.tables["constant"])
+    vs = np.zeros((4, lower.size))
+    vs[:, free] = rng.integers(0, 2, (4, len(free)))
+    vals = s * (lower + step * vs)
+    direct = _direct_float_target_errors(
+        layer, Xq, Xf, j, np.ascontiguousarray(vals[:, :f]), vals[:, f] if qbias else None
+    )
+    for v, d in zip(vs, direct, strict=True):
+        sample = _sample_of(form, v)
+        energy = form.bqm.energy(sample) if sample else form.bqm.offset
+        tol = 1e-9 * max(d, abs(form.tables["constant"]), 1e-12)
+        assert energy == pytest.approx(d, rel=1e-7, abs=tol)
+        assert (energy - form.bqm.offset) + form.tables["constant"] == pytest.approx(d, rel=1e-7, abs=tol)
+        assert form.decode(sample).details["squared_error"] == pytest.approx(d, rel=1e-7, abs=tol)
+    if noise == 0.0:  # X_q = X_f: the same QUBO as the default objective
+        plain = channel_formulation(layer, Xq, j, bits, scale=scale, quantize_bias=qbias)
+        for v in vs:
+            sample = _sample_of(form, v)
+            if sample:
+                assert form.bqm.energy(sample) == pytest.approx(plain.bqm.energy(sample), rel=1e-9, abs=1e-9)
+
+
+def test_float_outputs_exact_solver_equals_brute_force_optimum():
+    torch.manual_seed(3)
+    layer = nn.Linear(9, 2)
+    Xf = torch.randn(30, 9)
+    Xq = Xf + 0.3 * torch.randn_like(Xf)
+    for j in range(2):
+        form = channel_formulation(layer, Xq, j, 2, float_inputs=Xf)
+        free, lower, step, s = form.tables["free"], form.tables["lower"], form.tables["step"], form.tables["scale"]
+        v = np.zeros((2 ** len(free), lower.size))
+        v[:, free] = np.array(list(itertools.product((0, 1), repeat=len(free))))
+        brute = _direct_float_target_errors(layer, Xq, Xf, j, s * (lower + step * v), None).min()
+        assert dimod.ExactSolver().sample(form.bqm).first.energy == pytest.approx(brute, rel=1e-7)
+
+
+@pytest.mark.parametrize("target", ["float_outputs", "float_outputs_last"])
+def test_model_level_float_outputs_target_solves_each_channel_exactly(target):
+    model, calib = _Tiny(), _tiny_calib()
+    res = quantize_model_adaround(model, calib, bits=2, sampler=dimod.ExactSolver(), polish=False, target=target)
+    expected = ["float_outputs", "float_outputs"] if target == "float_outputs" else ["layer", "float_outputs"]
+    assert [r.target for r in res.layers] == expected and res.params["target"] == target
+    for r in res.layers:
+        assert r.energy_ratio <= 1 + 1e-12  # never worse than RTN on its own objective
+    # the last layer: each channel's optimum of ||W_hat X_q - W X_f||^2
+    Xq = layer_inputs(res.model, "b", calib.images)
+    Xf = layer_inputs(model, "b", calib.images)
+    for j in range(2):
+        form = channel_formulation(model.b, Xq, j, 2, float_inputs=Xf)
+        optimum = dimod.ExactSolver().sample(form.bqm).first.energy
+        got = res.model.b.weight[j].detach().double().numpy()
+        err = _direct_float_target_errors(model.b, Xq, Xf, j, got[None], None)[0]
+        assert err == pytest.approx(optimum, rel=1e-5, abs=1e-7)
+
+
+def test_safeguard_keeps_rtn_per_layer_by_calibration_loss(monkeypatch):
+    import core.formulations.adaround as ada
+
+    model, calib = _Tiny(), _tiny_calib()
+    rtn = rtn_quantize_model(model, bits=2)
+    real = ada._calib_loss
+    res = quantize_model_adaround(model, calib, bits=2, safeguard=True, sample_kwargs={"num_sweeps": 50})
+    assert res.params["safeguard"] is True
+    for r in res.layers:
+        assert isinstance(r.safeguard_rtn, bool)
+    # Force RTN to win everywhere: calls alternate (QUBO, RTN); RTN gets the lower loss.
+    calls = []
+
+    def rigged(m, c, b):
+        calls.append(real(m, c, b))
+        return 1.0 if len(calls) % 2 else 0.0
+
+    monkeypatch.setattr(ada, "_calib_loss", rigged)
+    res = quantize_model_adaround(model, calib, bits=2, safeguard=True, sample_kwargs={"num_sweeps": 50})
+    assert len(calls) == 4
+    assert [r.safeguard_rtn for r in res.layers] == [True, True]
+    assert res.params["safeguard_rtn_layers"] == ["a", "b"]
+    for n in ("a", "b"):
+        torch.testing.assert_close(res.model.get_submodule(n).weight, rtn.get_submodule(n).weight)
+        torch.testing.assert_close(res.weights[n], rtn.get_submodule(n).weight)
+    for r in res.layers:
+        assert r.energy_ratio == pytest.approx(1.0)
+
+
+def test_new_options_reject_bad_values():
+    model, calib = _Tiny(), _tiny_calib()
+    with pytest.raises(InvalidInputError):
+        quantize_model_adaround(model, calib, bits=2, target="logits")
+    with pytest.raises(InvalidInputError):
+        quantize_model_adaround(model, calib, bits=2, safeguard="yes")
+    with pytest.raises(InvalidInputError):
+        channel_formulation(_linear(4, 2, 0), torch.randn(5, 4), 0, 2, float_inputs=torch.randn(4, 4))

@@ -59,6 +59,26 @@ network whose earlier layers are already rounded, so the QUBO minimises the
 error layer l adds given what it actually receives; with ``False`` all Gram
 matrices come from the float network.
 
+Objective against the float network (``target="float_outputs"``)
+----------------------------------------------------------------
+Optionally (on every layer, or with ``"float_outputs_last"`` on the last one)
+the target is the float network's pre-activation instead of the float layer on
+the quantized inputs: ``E_j = ||X_q W_hat_j - X_f W_j||^2`` (bias in float, so it
+cancels). With ``d = step*v - a`` and ``e_j = (X_q - X_f) W_j`` this is::
+
+    E_j(v) = s^2 d^T G d + 2 s d^T (X_q^T e_j) + ||e_j||^2,     G = X_q^T X_q
+
+still an exact QUBO per channel: an extra linear term from the cross-Gram
+``X_q^T (X_q - X_f)`` and a constant ``W_j^T (X_q - X_f)^T (X_q - X_f) W_j``.
+It lets a layer compensate errors propagated from earlier layers. Not the
+default: on the validation split it did not raise accuracy (see
+benchmarks/RESULTS.md, F3).
+
+Safeguard (``safeguard=True``, off by default): after a layer is rounded, the
+whole layer is set back to round-to-nearest if that gives a lower calibration
+cross-entropy of the network (later layers still float). It is a guard, not
+part of the QUBO; the report says per layer where it kept RTN.
+
 Solving
 -------
 All channel QUBOs of a layer are relabelled into disjoint variable ranges and
@@ -108,6 +128,7 @@ from core.formulations.base import Decision, Formulation
 from core.models.units import COMPRESSIBLE
 
 METHOD = "adaround"
+TARGETS = ("layer", "float_outputs", "float_outputs_last")
 MAX_BITS = 16
 Progress = Callable[[float, str], None]
 SamplerLike = dimod.Sampler | Callable[..., dimod.SampleSet]
@@ -245,6 +266,47 @@ def _collect_grams(
     return acc
 
 
+def _cross_update(
+    layer: nn.Conv2d | nn.Linear, xq: torch.Tensor, xf: torch.Tensor, acc: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
+    """Add ``[X_q 1]^T [X_q 1]``, ``[X_q 1]^T (X_q - X_f)`` (bias column of the
+    difference is zero) and ``(X_q - X_f)^T (X_q - X_f)`` of each group to ``acc``."""
+    rq = input_matrix(layer, xq.detach()).to(torch.float64)
+    rf = input_matrix(layer, xf.detach()).to(torch.float64)
+    gram, cross, diff = acc
+    groups = gram.shape[0]
+    fg = rq.shape[1] // groups
+    ones = torch.ones(rq.shape[0], 1, dtype=torch.float64)
+    for g in range(groups):
+        xa = torch.cat([rq[:, g * fg : (g + 1) * fg], ones], dim=1)
+        dx = rq[:, g * fg : (g + 1) * fg] - rf[:, g * fg : (g + 1) * fg]
+        gram[g] += (xa.T @ xa).numpy()
+        cross[g, :, :fg] += (xa.T @ dx).numpy()
+        diff[g] += (dx.T @ dx).numpy()
+
+
+def _collect_cross(
+    qmodel: nn.Module, reference: nn.Module, name: str, images: torch.Tensor, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gram_aug, cross_aug, diff_gram) of layer ``name``: its inputs X_q in
+    ``qmodel`` against X_f in ``reference``, on the same images."""
+    mq = qmodel.get_submodule(name)
+    fg = mq.weight[0].numel()
+    groups = _groups(mq)
+    acc = (np.zeros((groups, fg + 1, fg + 1)), np.zeros((groups, fg + 1, fg + 1)), np.zeros((groups, fg, fg)))
+    qmodel.eval()
+    reference.eval()
+    with torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size]
+            xq = layer_inputs(qmodel, name, x, batch_size=x.shape[0] or 1)
+            xf = layer_inputs(reference, name, x, batch_size=x.shape[0] or 1)
+            if xq.shape != xf.shape:
+                raise InvalidInputError(f"Layer {name!r} receives inputs of different shapes in the two models.")
+            _cross_update(mq, xq, xf, acc)
+    return acc
+
+
 def layer_inputs(model: nn.Module, name: str, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """The inputs layer ``name`` receives when ``model`` runs on ``images``
     (concatenated over batches; first call per forward pass)."""
@@ -297,6 +359,9 @@ class LayerProblem:
     group: np.ndarray  # (out,) group index of each channel
     weight2d: np.ndarray  # (out, f) float weights
     bias: np.ndarray | None  # (out,) float bias
+    # target="float_outputs": energy += s^2 * 2 d.cross_lin[j] + cross_const[j] (see module doc)
+    cross_lin: np.ndarray | None = None  # (out, n) X_q^T (X_q - X_f) W_j / s_j
+    cross_const: np.ndarray | None = None  # (out,) ||(X_q - X_f) W_j||^2
 
     @property
     def out_channels(self) -> int:
@@ -319,6 +384,9 @@ class LayerProblem:
             sel = self.group[ch] == g
             dg = d[..., sel, :]
             out[..., sel] = np.einsum("...i,...i->...", dg @ self.gram[g], dg)
+        if self.cross_lin is not None and self.cross_const is not None:
+            out = out + 2.0 * np.einsum("...i,...i->...", d, np.broadcast_to(self.cross_lin[ch], d.shape))
+            return out * self.scale[ch] ** 2 + self.cross_const[ch]
         return out * self.scale[ch] ** 2
 
     def dequantize(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -352,6 +420,12 @@ class LayerProblem:
         rows, cols = np.triu_indices(idx.size, 1)
         quad = factor * 2.0 * step[rows] * step[cols] * g[idx[rows], idx[cols]]
         offset = factor * float(a @ g @ a)
+        if self.cross_lin is not None and self.cross_const is not None:
+            u = self.cross_lin[j]
+            linear = linear + factor * 2.0 * step * u[idx]
+            offset -= factor * 2.0 * float(a @ u)
+            if not normalise:
+                offset += float(self.cross_const[j])
         return idx, linear, (rows, cols, quad), offset
 
 
@@ -368,9 +442,15 @@ def layer_problem(
     quantize_bias: bool = False,
     scales: np.ndarray | None = None,
     name: str = "layer",
+    cross_aug: np.ndarray | None = None,
+    diff_gram: np.ndarray | None = None,
 ) -> LayerProblem:
     """The channel QUBOs of ``layer`` given its augmented Gram matrices
-    ``(groups, f+1, f+1)`` (or ``(f+1, f+1)`` for groups = 1)."""
+    ``(groups, f+1, f+1)`` (or ``(f+1, f+1)`` for groups = 1).
+
+    With ``cross_aug = [X_q 1]^T [X_q - X_f 0]`` (groups, f+1, f+1) and
+    ``diff_gram = (X_q - X_f)^T (X_q - X_f)`` (groups, f, f) the objective is the
+    error against the float network's pre-activations (``target="float_outputs"``)."""
     _check_layer(layer, name)
     bits = _check_bits(bits)
     scale = _check_scale(scale)
@@ -410,6 +490,19 @@ def layer_problem(
     resid = u - lower
     n = vals.shape[1]
     gram = gram_aug if quantize_bias else gram_aug[:, :f, :f]
+    group = np.arange(out) // (out // groups)
+    cross_lin = cross_const = None
+    if (cross_aug is None) != (diff_gram is None):
+        raise InvalidInputError("cross_aug and diff_gram must be given together.")
+    if cross_aug is not None and diff_gram is not None:
+        cross_aug = np.asarray(cross_aug, dtype=np.float64).reshape(groups, f + 1, f + 1)
+        diff_gram = np.asarray(diff_gram, dtype=np.float64).reshape(groups, f, f)
+        if not (np.isfinite(cross_aug).all() and np.isfinite(diff_gram).all()):
+            raise InvalidInputError(f"The calibration inputs of {name} contain NaN or infinite values.")
+        # h_j = [X_q 1]^T (X_q - X_f) W_j, restricted to the n QUBO positions
+        h = np.einsum("jnf,jf->jn", cross_aug[group][:, :n, :f], w)
+        cross_lin = np.where(positive, h / np.where(positive, s[:, None], 1.0), 0.0)
+        cross_const = np.einsum("jf,jfk,jk->j", w, diff_gram[group], w)
     return LayerProblem(
         name=name,
         bits=bits,
@@ -422,9 +515,11 @@ def layer_problem(
         resid=resid,
         gram=np.ascontiguousarray(gram[:, :n, :n]),
         gram_aug=gram_aug,
-        group=np.arange(out) // (out // groups),
+        group=group,
         weight2d=w,
         bias=b,
+        cross_lin=cross_lin,
+        cross_const=cross_const,
     )
 
 
@@ -453,8 +548,14 @@ def channel_formulation(
     quantize_bias: bool = False,
     scales: np.ndarray | None = None,
     name: str = "layer",
+    float_inputs: torch.Tensor | None = None,
 ) -> Formulation:
     """The rounding QUBO of output channel ``j`` of ``layer`` on inputs ``X``.
+
+    With ``float_inputs`` (what the layer receives in the float network, same
+    shape as ``X``) the objective is the error against the float network's
+    pre-activation, ``||layer_hat(X) - layer(float_inputs)||^2`` for channel j
+    (``target="float_outputs"``); otherwise against ``layer(X)``.
 
     ``X`` is what the layer receives (N x in for Linear, N x C x H x W for
     Conv2d). Variables are the weight positions ``i`` (index into
@@ -475,9 +576,32 @@ def channel_formulation(
         raise InvalidInputError("At least one calibration input is needed.")
     if not torch.isfinite(rows).all():
         raise InvalidInputError("The calibration inputs contain NaN or infinite values.")
-    acc = np.zeros((_groups(layer), layer.weight[0].numel() + 1, layer.weight[0].numel() + 1))
-    _gram_update(layer, X, acc)
-    problem = layer_problem(layer, acc, bits, scale=scale, quantize_bias=quantize_bias, scales=scales, name=name)
+    fg = layer.weight[0].numel()
+    if float_inputs is None:
+        acc = np.zeros((_groups(layer), fg + 1, fg + 1))
+        _gram_update(layer, X, acc)
+        problem = layer_problem(
+            layer, acc, bits, scale=scale, quantize_bias=quantize_bias, scales=scales, name=name
+        )
+    else:
+        if not isinstance(float_inputs, torch.Tensor) or float_inputs.shape != X.shape:
+            raise InvalidInputError("float_inputs must be a tensor of the same shape as X.")
+        if not torch.isfinite(float_inputs).all():
+            raise InvalidInputError("The float inputs contain NaN or infinite values.")
+        groups = _groups(layer)
+        cacc = (np.zeros((groups, fg + 1, fg + 1)), np.zeros((groups, fg + 1, fg + 1)), np.zeros((groups, fg, fg)))
+        _cross_update(layer, X, float_inputs, cacc)
+        problem = layer_problem(
+            layer,
+            cacc[0],
+            bits,
+            scale=scale,
+            quantize_bias=quantize_bias,
+            scales=scales,
+            name=name,
+            cross_aug=cacc[1],
+            diff_gram=cacc[2],
+        )
     idx, linear, (r, c, quad), offset = problem.channel_qubo(j)
     bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
         linear, (r, c, quad), offset, dimod.BINARY, variable_order=[int(i) for i in idx]
@@ -529,6 +653,7 @@ def channel_formulation(
             "f": f,
             "qubo_size": problem.n,
             "rows": int(rows.shape[0]),
+            "target": "layer" if float_inputs is None else "float_outputs",
         },
     )
 
@@ -563,6 +688,8 @@ def _descend(problem: LayerProblem, v: np.ndarray, channels: np.ndarray, max_swe
         vv = v[sel]
         d = step * vv - problem.resid[ch]
         h = d @ G
+        if problem.cross_lin is not None:
+            h = h + problem.cross_lin[ch]  # gradient of the extra linear term 2 d.u
         energy = np.einsum("ij,ij->i", h, d)
         tol = 1e-12 * (np.abs(energy) + diag.max(initial=0.0) + 1e-300)
         for _ in range(max_sweeps * max(problem.n, 1)):
@@ -826,6 +953,8 @@ class LayerReport:
     batches: int
     gram_s: float
     solve_s: float
+    target: str = "layer"  # "layer" or "float_outputs" objective for this layer
+    safeguard_rtn: bool = False  # the safeguard kept round-to-nearest for the whole layer
 
     @property
     def ratio(self) -> float:
@@ -866,6 +995,26 @@ def _resolve_layers(model: nn.Module, layers: Iterable[str] | None) -> list[str]
     if not chosen:
         raise InvalidInputError("Choose at least one layer to quantize.")
     return [n for n in all_layers if n in chosen]
+
+
+def _set_layer(layer: nn.Conv2d | nn.Linear, problem: LayerProblem, v: np.ndarray) -> None:
+    """Write the rounding ``v`` of ``problem`` into ``layer`` (bias only when quantized)."""
+    w_hat, b_hat = problem.dequantize(v)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(w_hat).to(layer.weight.dtype).reshape(layer.weight.shape))
+        if b_hat is not None:
+            layer.bias.copy_(torch.from_numpy(b_hat).to(layer.bias.dtype))
+
+
+def _calib_loss(model: nn.Module, calib: EvalData, batch_size: int) -> float:
+    """Mean cross-entropy of ``model`` on the calibration set (the safeguard's criterion)."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(calib), batch_size):
+            logits = model(calib.images[start : start + batch_size])
+            total += float(F.cross_entropy(logits.double(), calib.labels[start : start + batch_size], reduction="sum"))
+    return total / len(calib)
 
 
 def rtn_quantize_model(
@@ -911,6 +1060,8 @@ def quantize_model_adaround(
     max_batch_interactions: int = 3_000_000,
     batch_size: int = 256,
     progress: Progress | None = None,
+    target: str = "layer",
+    safeguard: bool = False,
 ) -> AdaroundResult:
     """Quantize every Conv2d/Linear layer (or ``layers``) of a copy of ``model``
     with the F3 rounding QUBO, and the round-to-nearest baseline alongside.
@@ -925,6 +1076,20 @@ def quantize_model_adaround(
     Per-layer errors (see :func:`layer_errors`) are measured on ``calib``;
     accuracy of the float, QUBO and RTN models on ``eval_data`` if given.
     ``progress(fraction, message)`` is called after each layer.
+
+    ``target`` is the objective: ``"layer"`` (default) the error the layer adds
+    on the inputs it receives, ``||W_hat X_q - W X_q||^2``;
+    ``"float_outputs"`` the error against the float network's pre-activations,
+    ``||W_hat X_q - W X_f||^2`` (still an exact QUBO per channel: an extra
+    linear term from ``X_q^T (X_q - X_f) W_j`` and a constant), on every layer;
+    ``"float_outputs_last"`` that objective on the last layer only. With
+    float inputs (``use_quantized_inputs=False``) X_q = X_f and all coincide.
+
+    ``safeguard=True``: after each layer is rounded, the calibration
+    cross-entropy of the network (earlier layers as already decided, later
+    layers still float) is computed with the QUBO rounding and with
+    round-to-nearest for that layer, and the lower one is kept (ties keep the
+    QUBO). ``LayerReport.safeguard_rtn`` says where RTN was kept.
     """
     t_start = time.perf_counter()
     _check_model(model)
@@ -935,6 +1100,10 @@ def quantize_model_adaround(
     seed = _check_positive_int("seed", seed, 0)
     max_batch_interactions = _check_positive_int("max_batch_interactions", max_batch_interactions)
     batch_size = _check_positive_int("batch_size", batch_size)
+    if target not in TARGETS:
+        raise InvalidInputError(f"target must be one of {', '.join(TARGETS)}, not {target!r}.")
+    if not isinstance(safeguard, bool):
+        raise InvalidInputError("safeguard must be True or False.")
     if eval_data is not None:
         _check_calib(eval_data)
     if progress is not None and not callable(progress):
@@ -966,10 +1135,26 @@ def quantize_model_adaround(
     for li, n in enumerate(names):
         layer = qmodel.get_submodule(n)
         tg = time.perf_counter()
-        gram_aug = _collect_grams(qmodel, [n], images, batch_size)[n] if use_quantized_inputs else float_grams[n]
-        problem = layer_problem(
-            reference.get_submodule(n), gram_aug, bits, scale=scale, quantize_bias=n in quantize_bias_layers, name=n
-        )
+        layer_target = "float_outputs" if target == "float_outputs" or (
+            target == "float_outputs_last" and li == len(names) - 1
+        ) else "layer"
+        if layer_target == "float_outputs" and use_quantized_inputs:
+            gram_aug, cross_aug, diff_gram = _collect_cross(qmodel, reference, n, images, batch_size)
+            problem = layer_problem(
+                reference.get_submodule(n),
+                gram_aug,
+                bits,
+                scale=scale,
+                quantize_bias=n in quantize_bias_layers,
+                name=n,
+                cross_aug=cross_aug,
+                diff_gram=diff_gram,
+            )
+        else:
+            gram_aug = _collect_grams(qmodel, [n], images, batch_size)[n] if use_quantized_inputs else float_grams[n]
+            problem = layer_problem(
+                reference.get_submodule(n), gram_aug, bits, scale=scale, quantize_bias=n in quantize_bias_layers, name=n
+            )
         gram_s = time.perf_counter() - tg if use_quantized_inputs else shared_gram_s / len(names)
         v_rtn = _rtn_assignment(problem, reference.get_submodule(n))
         sol = _solve_layer(
@@ -983,14 +1168,19 @@ def quantize_model_adaround(
             polish=polish,
             max_batch_interactions=max_batch_interactions,
         )
-        w_hat, b_hat = problem.dequantize(sol.v)
-        w_t = torch.from_numpy(w_hat).to(layer.weight.dtype).reshape(layer.weight.shape)
-        weights[n] = w_t
-        with torch.no_grad():
-            layer.weight.copy_(w_t)
-            if b_hat is not None:
-                layer.bias.copy_(torch.from_numpy(b_hat).to(layer.bias.dtype))
-        solutions[n] = (problem, sol, gram_s)
+        _set_layer(layer, problem, sol.v)
+        kept_rtn = False
+        if safeguard:
+            ce_qubo = _calib_loss(qmodel, calib, batch_size)
+            _set_layer(layer, problem, v_rtn)
+            ce_rtn = _calib_loss(qmodel, calib, batch_size)
+            if ce_rtn < ce_qubo:
+                kept_rtn = True
+                sol.v, sol.energy = v_rtn.copy(), sol.rtn_energy.copy()
+            else:
+                _set_layer(layer, problem, sol.v)
+        weights[n] = layer.weight.detach().clone()
+        solutions[n] = (problem, sol, gram_s, layer_target, kept_rtn)
         if progress is not None:
             progress((li + 1) / len(names), f"Quantized {n} ({li + 1}/{len(names)})")
     quantize_s = time.perf_counter() - t_start
@@ -1001,7 +1191,7 @@ def quantize_model_adaround(
     errs_q = layer_errors(qmodel, reference, images, names, batch_size=batch_size)
     errs_r = layer_errors(rtn_model, reference, images, names, batch_size=batch_size)
     for n in names:
-        problem, sol, gram_s = solutions[n]
+        problem, sol, gram_s, layer_target, kept_rtn = solutions[n]
         mod = reference.get_submodule(n)
         rtn_sum = float(sol.rtn_energy.sum())
         reports.append(
@@ -1023,6 +1213,8 @@ def quantize_model_adaround(
                 batches=sol.batches,
                 gram_s=gram_s,
                 solve_s=sol.solve_s,
+                target=layer_target,
+                safeguard_rtn=kept_rtn,
             )
         )
     accuracy = None
@@ -1048,6 +1240,9 @@ def quantize_model_adaround(
             "use_quantized_inputs": use_quantized_inputs,
             "quantize_bias": bool(quantize_bias_layers),
             "polish": polish,
+            "target": target,
+            "safeguard": safeguard,
+            "safeguard_rtn_layers": [n for n in names if solutions[n][4]],
             "calibration": calib.name,
             "calibration_size": len(calib),
         },
