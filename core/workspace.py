@@ -6,17 +6,15 @@ evaluation and calibration data that fit its input shape.
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from core.data import EvalData, adapt, digits_split, random_data
 from core.errors import InvalidInputError
 from core.evaluate import accuracy_and_loss, measure_latency, size_bits
 from core.models import check_forward, compressible_units, count_parameters, load_model, model_spec
+from core.models.hashing import model_hash
 
 DATA_SOURCES = ("digits", "random")
 
@@ -32,16 +30,9 @@ class Workspace:
     def input_shape(self) -> tuple[int, int, int]:
         return self.data.input_shape
 
-
-def model_hash(model: nn.Module) -> str:
-    """Content hash of a model's parameters and buffers (cache key)."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        buf = io.BytesIO()
-        torch.save(tensor.detach().cpu().contiguous(), buf)
-        h.update(buf.getvalue())
-    return h.hexdigest()[:16]
+    def cache_key(self) -> str:
+        """What the model and data contain, not their names (both hashes are memoised)."""
+        return f"{model_hash(self.model)}-{self.data.content_hash()}-{self.calibration.content_hash()}"
 
 
 def builtin_data(source: str, input_shape: tuple[int, int, int], *, seed: int = 0) -> tuple[EvalData, EvalData]:
@@ -95,13 +86,6 @@ def evaluate_report(ws: Workspace, *, latency_repeats: int = 20, threads: int = 
         "latency": latency.as_dict(),
     }
 
-
-def workspace_key(ws: Workspace) -> str:
-    """Cache key of a workspace: what the model and data contain, not their names."""
-    return f"{model_hash(ws.model)}-{ws.data.content_hash()}-{ws.calibration.content_hash()}"
-
-
-Workspace.cache_key = workspace_key  # type: ignore[attr-defined]
 
 
 def workspace_from_model(

@@ -14,7 +14,7 @@ from core.data import EvalData, digits_split
 from core.errors import InvalidInputError
 from core.evaluate import accuracy_and_loss, measure_latency, option_bits, size_bits, sparsity
 from core.models import build_model, count_parameters, load_model
-from core.workspace import evaluate_report, open_workspace, workspace_key
+from core.workspace import evaluate_report, open_workspace
 
 # digits-cnn layer shapes written out by hand (DigitsCNN: 1->16 3x3, 16->32 3x3, 512->10)
 CNN = {
@@ -192,7 +192,7 @@ def test_sparsity_of_a_model_with_a_zeroed_layer(cnn):
 
 def test_evaluate_report_of_the_digits_cnn_workspace(digits_cnn_workspace):
     ws = digits_cnn_workspace
-    key = workspace_key(ws)
+    key = ws.cache_key()
     report = evaluate_report(ws, latency_repeats=2)
     assert report["model"] == "digits-cnn" and report["data"] == "digits-test" and report["num_examples"] == 360
     assert report["accuracy"] >= 0.95 and 0 < report["loss"] < 0.5
@@ -200,7 +200,7 @@ def test_evaluate_report_of_the_digits_cnn_workspace(digits_cnn_workspace):
     assert [u["name"] for u in report["units"]] == ["conv1", "conv2", "fc"]
     assert set(report["latency"]["ms_per_image"]) == {"1", "64"}
     assert report["latency"]["threads"] == 1
-    assert workspace_key(ws) == key  # evaluation does not change the model
+    assert ws.cache_key() == key  # evaluation does not change the model
 
 
 def test_open_workspace_adapts_digits_to_a_torchvision_input():

@@ -471,3 +471,15 @@ def test_digits_cnn_units_and_non_compressible_lookup():
     with pytest.raises(KeyError):
         get_unit_module(model, "act")
     assert compressible_units(nn.ReLU()) == []
+
+
+def test_model_hash_is_remembered_but_follows_in_place_changes():
+    from core.models import model_hash
+
+    model = build_model("digits-cnn")
+    first = model_hash(model)
+    assert model_hash(model) == first
+    assert model_hash(build_model("digits-cnn")) == first  # same seed, same content
+    with torch.no_grad():
+        model.fc.bias.add_(1.0)
+    assert model_hash(model) != first

@@ -11,7 +11,6 @@ import pytest
 
 from core.cli import main
 from core.runs import run
-from core.workspace import workspace_key
 
 FP32_CNN_BITS = 32 * 9930
 
@@ -72,10 +71,10 @@ def test_run_tight_budget_bits_still_feasible(tmp_path):
 
 def test_run_api_is_seeded_and_leaves_the_workspace_model_alone(digits_cnn_workspace):
     ws = digits_cnn_workspace
-    key = workspace_key(ws)
+    key = ws.cache_key()
     first, formulation = run(ws, sampler="sa", num_reads=10, seed=5, latency_repeats=2)
     again, _ = run(ws, sampler="sa", num_reads=10, seed=5, latency_repeats=2)
-    assert workspace_key(ws) == key  # compression works on a copy
+    assert ws.cache_key() == key  # compression works on a copy
     assert first["energies"] == again["energies"] and first["best"] == again["best"]
     assert len(first["energies"]) == 10 and first["seed"] == 5
     assert first["qubo"]["num_variables"] == formulation.bqm.num_variables

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -34,6 +35,11 @@ class EvalData:
         return EvalData(f"{self.name}[{n}]", self.images[idx], self.labels[idx], self.num_classes)
 
     def content_hash(self) -> str:
+        return self._digest
+
+    @cached_property
+    def _digest(self) -> str:
+        # computed once: pages ask on every rerun, and the tensors are never changed in place
         h = hashlib.sha256()
         h.update(self.images.numpy().tobytes())
         h.update(self.labels.numpy().tobytes())

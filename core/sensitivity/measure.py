@@ -57,6 +57,7 @@ from core.compress import mixed_precision as _cmp
 from core.compress.quantize import SCALE_METHODS
 from core.data.dataset import EvalData
 from core.errors import InvalidInputError
+from core.models.hashing import model_hash
 from core.sensitivity.options import (
     DecisionUnit,
     Option,
@@ -150,16 +151,6 @@ def cache_info() -> dict[str, int]:
 def cache_clear() -> None:
     _CACHE.clear()
     _STATS.update(hits=0, misses=0)
-
-
-def model_hash(model: nn.Module) -> str:
-    """Content hash of a model's class and state (parameters and buffers)."""
-    h = hashlib.sha256(type(model).__qualname__.encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _cache_get(key: str, cache_dir: Path | None) -> Sensitivity | None:
