@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from core.errors import InvalidInputError
+from core.evaluate.metrics import option_bits
 from core.models.units import compressible_units
 
 Option = str | int
@@ -97,11 +98,7 @@ def option_from_label(label: str) -> Option:
 
 def option_weight_bits(option: Option) -> int:
     """Bits per stored weight: 0 for prune, b for b bits, 32 for keep."""
-    if option == "prune":
-        return 0
-    if option == "keep":
-        return FP32_BITS
-    return int(option)
+    return option_bits(option)
 
 
 # ----------------------------------------------------------------------------- units
