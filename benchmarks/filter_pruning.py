@@ -52,15 +52,15 @@ def _run(
     return out
 
 
-def _acc(results: list[FilterPruningResult], method: str) -> list[float]:
-    if method == "qubo_taylor":
-        return [r.result.accuracy for r in results]
-    return [r.baselines[method].accuracy for r in results]
+def _per_seed(results: list[FilterPruningResult], method: str, measure: str = "accuracy") -> list[float]:
+    """Per-seed ``measure`` ("accuracy" or "loss", the cross-entropy on the evaluation split) of ``method``."""
+    scored = [r.result if method == "qubo_taylor" else r.baselines[method] for r in results]
+    return [getattr(m, measure) for m in scored]
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
+    return f"{scale * statistics.mean(values):.{digits}f} ± {scale * sd:.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,32 +92,34 @@ def main(argv: list[str] | None = None) -> int:
     val: dict[float, list[FilterPruningResult]] = {}
     for mu in args.mus:
         val[mu] = _run(mu, args.seeds, split.val, **common)
-        print(f"| {mu:g} | {_mean_std(_acc(val[mu], 'qubo_taylor'))} | {_mean_std(_acc(val[mu], 'l1_qubo'))} |")
-    best_taylor = max(args.mus, key=lambda m: (statistics.mean(_acc(val[m], "qubo_taylor")), -m))
-    best_l1 = max(args.mus, key=lambda m: (statistics.mean(_acc(val[m], "l1_qubo")), -m))
+        print(f"| {mu:g} | {_mean_std(_per_seed(val[mu], 'qubo_taylor'))} | {_mean_std(_per_seed(val[mu], 'l1_qubo'))} |")
+    best_taylor = max(args.mus, key=lambda m: (statistics.mean(_per_seed(val[m], "qubo_taylor")), -m))
+    best_l1 = max(args.mus, key=lambda m: (statistics.mean(_per_seed(val[m], "l1_qubo")), -m))
     print(f"\nChosen on validation: mu = {best_taylor:g} for the Taylor QUBO, mu = {best_l1:g} for the L1-QUBO.\n")
 
     test_t = _run(best_taylor, args.seeds, split.test, **common)
     test_l1 = test_t if best_l1 == best_taylor else _run(best_l1, args.seeds, split.test, **common)
     rows = {
-        "qubo_taylor": (f"QUBO (taylor, mu={best_taylor:g})", _acc(test_t, "qubo_taylor")),
-        "greedy_taylor": ("greedy Taylor top-K", _acc(test_t, "greedy_taylor")),
-        "l1_topk": ("L1-norm top-K", _acc(test_t, "l1_topk")),
-        "l1_qubo": (f"L1-QUBO (mu={best_l1:g})", _acc(test_l1, "l1_qubo")),
+        "qubo_taylor": (f"QUBO (taylor, mu={best_taylor:g})", test_t, "qubo_taylor"),
+        "greedy_taylor": ("greedy Taylor top-K", test_t, "greedy_taylor"),
+        "l1_topk": ("L1-norm top-K", test_t, "l1_topk"),
+        "l1_qubo": (f"L1-QUBO (mu={best_l1:g})", test_l1, "l1_qubo"),
     }
     if args.refine:
         refined = _run(best_taylor, args.seeds, split.test, **{**common, "refine": True})
-        rows["qubo_tt"] = (f"QUBO (taylor, mu={best_taylor:g}) + TT refinement", _acc(refined, "qubo_taylor"))
+        rows["qubo_tt"] = (f"QUBO (taylor, mu={best_taylor:g}) + TT refinement", refined, "qubo_taylor")
     r0 = test_t[0]
     print(f"### Test accuracy (%; float model {100 * r0.original['accuracy']:.2f}; "
           f"params {int(r0.original['params'])} -> {r0.result.params}, removed: {', '.join(r0.removed)})\n")
-    print("| method | mean ± std | per seed |")
-    print("|---|---:|---|")
-    for _key, (label, accs) in rows.items():
-        print(f"| {label} | {_mean_std(accs)} | {' '.join(f'{100 * a:.1f}' for a in accs)} |")
-    q = statistics.mean(rows["qubo_taylor"][1])
-    g = statistics.mean(rows["greedy_taylor"][1])
-    lq = statistics.mean(rows["l1_qubo"][1])
+    print("| method | accuracy % (mean ± std) | per seed | test cross-entropy (mean ± std) | per seed |")
+    print("|---|---:|---|---:|---|")
+    for label, results, method in rows.values():
+        accs, losses = _per_seed(results, method), _per_seed(results, method, "loss")
+        print(f"| {label} | {_mean_std(accs)} | {' '.join(f'{100 * a:.1f}' for a in accs)} "
+              f"| {_mean_std(losses, 1.0, 3)} | {' '.join(f'{x:.3f}' for x in losses)} |")
+    q = statistics.mean(_per_seed(test_t, "qubo_taylor"))
+    g = statistics.mean(_per_seed(test_t, "greedy_taylor"))
+    lq = statistics.mean(_per_seed(test_l1, "l1_qubo"))
     ok_g, ok_l = q >= g, q >= lq
     print(f"\nTarget QUBO >= greedy Taylor: {'met' if ok_g else 'MISSED'} ({100 * q:.2f} vs {100 * g:.2f}); "
           f"QUBO >= L1-QUBO: {'met' if ok_l else 'MISSED'} ({100 * q:.2f} vs {100 * lq:.2f}).")

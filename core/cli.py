@@ -16,28 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import QCLError
+from core.jsonable import to_jsonable
 
 
 def _write_json(obj: dict, out: Path | None) -> None:
-    text = json.dumps(obj, indent=2, default=_json_default)
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
     if out is None:
         print(text)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n")
         print(f"wrote {out}")
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -89,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     report, bqm = run_from_args(args)
     if args.bqm is not None:
         args.bqm.parent.mkdir(parents=True, exist_ok=True)
-        args.bqm.write_text(json.dumps(bqm.to_serializable(), default=_json_default))
+        args.bqm.write_text(json.dumps(to_jsonable(bqm.to_serializable()), allow_nan=False))
     _write_json(report, args.out)
     return 0
 

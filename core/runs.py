@@ -21,6 +21,7 @@ from torch import nn
 from core.errors import InvalidInputError
 from core.evaluate import accuracy_and_loss, measure_latency, size_bits, sparsity
 from core.formulations.base import Decision, Formulation
+from core.jsonable import to_jsonable
 from core.workspace import Workspace, open_workspace
 
 METHODS = ("mixed-precision", "filter-pruning", "adaround", "bnn", "qianets")
@@ -199,20 +200,6 @@ def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- report
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def energies_of(sampleset: dimod.SampleSet) -> list[float]:
     """Energy of every read (aggregated samples expanded by num_occurrences)."""
     energies = np.asarray(sampleset.record.energy, dtype=float)
@@ -273,7 +260,7 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
         report["embedding"] = {str(k): list(v) for k, v in info["embedding"].items()}
     for key, value in tables.items():
         report.setdefault(key, value)
-    return _jsonable(report)
+    return to_jsonable(report)
 
 
 def _is_plain(value: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import dimod
 
 from core.errors import InvalidInputError
+from core.jsonable import to_jsonable
 
 Progress = Callable[[float, str], None]
 
@@ -68,8 +69,6 @@ def skeleton(ws: Any, *, method: str, sampler: str, seed: int, num_reads: int, p
              exact: Mapping[str, Any] | None, metrics: Mapping[str, Any], timing: Mapping[str, float],
              **extra: Any) -> dict[str, Any]:
     """The DESIGN section 5 top-level fields, in the mixed-precision order."""
-    from core.runs import _jsonable
-
     report = {
         "model": ws.model_name,
         "data": ws.data.name,
@@ -88,4 +87,4 @@ def skeleton(ws: Any, *, method: str, sampler: str, seed: int, num_reads: int, p
         "timing": dict(timing),
         **extra,
     }
-    return _jsonable(report)
+    return to_jsonable(report)

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -37,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from core.errors import InvalidInputError, QCLError
+from core.jsonable import to_jsonable
 from core.store.analysis import report_quality, total_time_s
 
 APP_DIR_NAME = "qubo-compression-lab"
@@ -100,29 +100,10 @@ def strip_secrets(obj: Any) -> Any:
     """A JSON-ready deep copy of ``obj`` without credential-like keys.
 
     Drops every mapping key containing "token" (case-insensitive; also
-    "secret", "password", "api_key"), converts numpy scalars/arrays, tuples and
-    sets to plain lists/numbers, and mapping keys to strings.
+    "secret", "password", "api_key"); everything else is converted as by
+    :func:`core.jsonable.to_jsonable`.
     """
-    if isinstance(obj, Mapping):
-        return {
-            str(k): strip_secrets(v) for k, v in obj.items() if not is_secret_key(k)
-        }
-    if isinstance(obj, np.ndarray):
-        return strip_secrets(obj.tolist())
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
-        return [strip_secrets(v) for v in items]
-    if isinstance(obj, np.generic):
-        return strip_secrets(obj.item())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj
-    if isinstance(obj, (dt.datetime, dt.date)):
-        return obj.isoformat()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
+    return to_jsonable(obj, drop_key=is_secret_key)
 
 
 # ----------------------------------------------------------------------------- schema
