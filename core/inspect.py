@@ -6,10 +6,15 @@ QPU runs produce all four; for an embedding that has not been run yet, a few
 reads on the simulated QPU (the same graph, classical annealing) give the
 SampleSet, so the Embed view is drawn from the same inspector data in both
 cases, chain breaks included.
+
+Where D-Wave's own Inspector web app is installed (it is not open source:
+``dwave install inspector`` adds the ``dwave._inspectorapp`` package), the
+same data can be opened in it with :func:`open_in_inspector`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Hashable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -17,6 +22,10 @@ from typing import Any
 import dimod
 
 from core.embedding import compute_chain_strength
+from core.errors import InvalidInputError, UnavailableError
+
+INSPECTOR_APP_MODULE = "dwave._inspectorapp"
+INSPECTOR_APP_HINT = "D-Wave's Inspector app is not installed here; `dwave install inspector` adds it."
 
 
 @lru_cache(maxsize=3)
@@ -51,3 +60,30 @@ def preview_inspector_data(
         else None
     data.setdefault("qcl", {})["preview_chain_break_fraction"] = None if breaks is None else float(breaks.mean())
     return data
+
+
+def inspector_app_available() -> bool:
+    """Whether D-Wave's (closed-source) Inspector web app is installed."""
+    try:
+        return importlib.util.find_spec(INSPECTOR_APP_MODULE) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def open_in_inspector(data: Mapping[str, Any]) -> str:
+    """Open inspector problem ``data`` (from :func:`preview_inspector_data` or a
+    QPU run) in D-Wave's Inspector app without blocking; returns its URL.
+
+    The app runs a small local web server and opens the URL in this machine's
+    browser (the one running the engine, which for ``make run`` is the user's).
+    """
+    if not inspector_app_available():
+        raise UnavailableError(INSPECTOR_APP_HINT)
+    if not isinstance(data, Mapping) or "details" not in data or "rel" not in data:
+        raise InvalidInputError("These are not dwave-inspector problem data (no problem details or solver).")
+    from dwave.inspector import open_problem, push_inspector_data
+
+    # push_inspector_data takes the solver out of the dict it is given: give it a copy, and
+    # leave out this project's own "qcl" entry, which the app does not know.
+    problem_id = push_inspector_data({k: v for k, v in data.items() if k != "qcl"})
+    return str(open_problem(problem_id, block="never"))

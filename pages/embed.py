@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.embedding import compute_chain_strength, find_embedding, qpu_graph
-from core.inspect import preview_inspector_data
+from core.inspect import INSPECTOR_APP_HINT, inspector_app_available, open_in_inspector, preview_inspector_data
 from core.viz import chain_length_histogram, embedding_view, embedding_view_from_inspector, problem_graph
 from ui.common import guarded, page_intro, require_workspace
 
@@ -94,6 +94,14 @@ with results:
         breaks = inspected.get("qcl", {}).get("preview_chain_break_fraction")
         st.caption("Drawn from dwave-inspector problem data of a 10-read simulated-QPU preview"
                    + ("" if breaks is None else f" (chain breaks in the preview: {breaks:.1%})") + ".")
+        if inspector_app_available():
+            if st.button("Open in D-Wave Inspector", key="open_inspector", icon=":material/open_in_new:",
+                         help="D-Wave's own problem inspector, with this preview's problem, embedding and reads."):
+                url = guarded(open_in_inspector, inspected, action="Opening D-Wave's Inspector")
+                if url:
+                    st.success(f"Opened in D-Wave's Inspector: {url}")
+        else:
+            st.caption(INSPECTOR_APP_HINT + " With it, an *Open in D-Wave Inspector* button appears here.")
     else:
         view = embedding_view(result.embedding, result.topology, qpu_graph(result.topology), highlight_var=chosen,
                               bqm=formulation.bqm, zoom=zoom)

@@ -126,6 +126,26 @@ def test_embed_on_pegasus_and_too_large_for_chimera(app):
     assert app.session_state.get("embedding") is None or app.session_state["embedding"] is not embedded
 
 
+def test_embed_offers_d_wave_inspector_only_where_its_app_is_installed(app, monkeypatch):
+    load_digits_cnn(app)
+    app.switch_page("pages/formulate.py").run()
+    app.switch_page("pages/embed.py").run()
+    app.button(key="embed_button").click().run()
+    ok(app)
+    assert not [b for b in app.button if b.key == "open_inspector"]
+    assert any("dwave install inspector" in c.value for c in app.caption)
+    # The app is closed source and absent here: pretend it is installed and record what it is asked to open.
+    opened = []
+    monkeypatch.setattr("core.inspect.inspector_app_available", lambda: True)
+    monkeypatch.setattr("dwave.inspector.open_problem",
+                        lambda problem_id, block="once", timeout=None: opened.append(problem_id) or f"http://x/{problem_id}")
+    app.run()
+    app.button(key="open_inspector").click().run()
+    ok(app)
+    assert opened == [app.session_state["inspector_data"]["details"]["id"]]
+    assert any(opened[0] in m.value for m in app.success)
+
+
 def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     load_digits_cnn(app)
     app.switch_page("pages/formulate.py").run()
