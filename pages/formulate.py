@@ -44,7 +44,9 @@ if method == "adaround":
         bits = st.slider("Bits per weight", 1, 8, 4, key="ar_bits",
                          help="Every Conv2d/Linear layer is rounded to this many bits (biases stay fp32).")
         scale = st.selectbox("Scale", ["minmax", "mse"], key="ar_scale",
-                             help="Per-output-channel scale: min-max, or the MSE-optimal search.")
+                             help="Per-output-channel scale, used by the QUBO and by round-to-nearest alike: min-max, or the "
+                                  "MSE-optimal search. At 2-3 bits min-max makes round-to-nearest a weak baseline; "
+                                  "mse is the fairer comparison.")
         layer = st.selectbox("Layer", names, key="ar_layer")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:
