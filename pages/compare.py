@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.viz import energy_ecdf, energy_histogram, pareto_scatter, sensitivity_heatmap
+from core.viz import baseline_comparison, energy_ecdf, energy_histogram, pareto_scatter, sensitivity_heatmap
 from ui.common import guarded, page_intro
 from ui.pipeline import run_store
 
@@ -63,6 +63,20 @@ if not plottable.empty:
 latest = reports.get(chosen_ids[0]) if reports else None
 if latest and latest.get("units"):
     right.plotly_chart(sensitivity_heatmap(latest["units"], log_scale=True), key="sensitivity", width="stretch")
+
+BASELINE_RUNS = 40  # newest runs per method in the baseline charts
+methods_run = [m for m in ("adaround", "filter-pruning") if (table.get("method") == m).any()]
+if methods_run:
+    st.subheader("Against classical baselines")
+    st.caption("Every adaround and filter-pruning run stores its classical baselines (round-to-nearest; greedy "
+               "Taylor, L1 top-K and the L1-QUBO) evaluated on the same data: the newest runs of each, by bit width "
+               "or sparsity. Only series with the same model and setting compare like with like.")
+    for method in methods_run:
+        ids = [int(i) for i in table.loc[table["method"] == method, "id"].head(BASELINE_RUNS)]
+        runs = guarded(store.get_many, ids, action="Loading runs") or {}
+        figure = guarded(baseline_comparison, runs, method, action="Drawing the baseline comparison")
+        if figure is not None:
+            st.plotly_chart(figure, key=f"baselines_{method}", width="stretch")
 
 with st.expander("Rename or delete a run"):
     run_id = st.selectbox("Run", list(table["id"]), key="edit_run",

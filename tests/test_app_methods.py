@@ -53,6 +53,10 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     ok(app)
     assert len(charts(app)) == 2  # heatmap + per-layer error, QUBO vs RTN
 
+    app.switch_page("pages/compare.py").run()
+    ok(app)
+    assert any("the QUBO and its baselines" in c.proto.spec for c in charts(app))
+
 
 def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     from core.store import RunStore
@@ -83,3 +87,5 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
 
     app.switch_page("pages/compare.py").run()
     ok(app)
+    specs = [c.proto.spec for c in charts(app)]
+    assert any("filter-pruning: the QUBO and its baselines" in spec for spec in specs)

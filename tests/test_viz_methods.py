@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidInputError
-from core.viz.methods import kept_filters_map, layer_error_bars
+from core.viz.methods import baseline_comparison, kept_filters_map, layer_error_bars
 
 
 def test_layer_error_bars_has_qubo_and_rtn_traces():
@@ -39,3 +39,41 @@ def test_kept_filters_map_marks_kept_filters_per_method():
     with pytest.raises(InvalidInputError):
         kept_filters_map({"QUBO": {"c1": [5]}}, {"c1": 3})
     assert len(kept_filters_map({}, {}).data) == 0
+
+
+def _adaround(bits, acc, rtn, scale="minmax", model="digits-cnn"):
+    return {"method": "adaround", "model": model, "params": {"bits": bits, "scale": scale},
+            "metrics": {"accuracy_after": acc}, "baselines": {"rtn": {"label": "round-to-nearest", "accuracy": rtn}}}
+
+
+def test_baseline_comparison_adaround_series_per_scale_sorted_by_bits():
+    runs = {3: _adaround(4, 0.99, 0.98), 1: _adaround(2, 0.97, 0.48), 2: _adaround(2, 0.986, 0.981, "mse"),
+            9: {"method": "mixed-precision"}}  # other methods are left out
+    fig = baseline_comparison(runs, "adaround")
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"digits-cnn, minmax: QUBO", "digits-cnn, minmax: round-to-nearest",
+                            "digits-cnn, mse: QUBO", "digits-cnn, mse: round-to-nearest"}
+    rtn = by_name["digits-cnn, minmax: round-to-nearest"]
+    assert list(rtn.x) == [2.0, 4.0] and list(rtn.y) == pytest.approx([48.0, 98.0]) and list(rtn.text) == ["#1", "#3"]
+    assert fig.layout.xaxis.title.text == "bits per weight"
+
+
+def test_baseline_comparison_filter_pruning_uses_mean_sparsity_and_every_baseline():
+    report = {"method": "filter-pruning", "model": "digits-cnn",
+              "params": {"sparsity": {"conv1": 0.5, "conv2": 0.25}, "importance": "taylor"},
+              "metrics": {"accuracy_after": 0.95},
+              "baselines": {"greedy_taylor": {"label": "greedy Taylor", "accuracy": 0.92},
+                            "l1_topk": {"label": "L1 top-K", "accuracy": 0.93},
+                            "l1_qubo": {"label": "L1-QUBO", "accuracy": None}}}  # not computed: no point
+    fig = baseline_comparison({5: report}, "filter-pruning")
+    assert sorted(t.name for t in fig.data) == ["digits-cnn, taylor: L1 top-K", "digits-cnn, taylor: QUBO",
+                                                 "digits-cnn, taylor: greedy Taylor"]
+    assert all(list(t.x) == [0.375] for t in fig.data)
+
+
+def test_baseline_comparison_empty_unknown_and_broken():
+    assert len(baseline_comparison({}, "adaround").data) == 0
+    with pytest.raises(InvalidInputError):
+        baseline_comparison({}, "mixed-precision")
+    with pytest.raises(InvalidInputError, match="#4"):
+        baseline_comparison({4: {"method": "adaround", "params": {}}}, "adaround")

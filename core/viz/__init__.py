@@ -15,7 +15,7 @@ from core.viz.embedding import (
     target_graph_from_properties,
 )
 from core.viz.energy import energy_ecdf, energy_histogram
-from core.viz.methods import kept_filters_map, layer_error_bars
+from core.viz.methods import baseline_comparison, kept_filters_map, layer_error_bars
 from core.viz.qubo import DEFAULT_MAX_CELLS, problem_graph, qubo_heatmap
 from core.viz.results import (
     decision_bars,
@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_CELLS",
     "PALETTE",
     "TOPOLOGIES",
+    "baseline_comparison",
     "chain_length_histogram",
     "decision_bars",
     "default_block_of",

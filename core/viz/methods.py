@@ -1,5 +1,6 @@
 """Figures for the multi-QUBO methods: adaround's per-layer error (QUBO vs
-round-to-nearest) and filter pruning's kept filters per layer by method."""
+round-to-nearest), filter pruning's kept filters per layer by method, and,
+over saved runs, each method's accuracy next to its classical baselines."""
 
 from __future__ import annotations
 
@@ -72,3 +73,69 @@ def kept_filters_map(kept: Mapping[str, Mapping[str, Sequence[int]]], channels: 
         fig.add_vline(x=float(e) - 0.5, line_width=2, line_dash="dot")
     return base_layout(fig, title, xaxis={"title": "filter (layer:index)", "showticklabels": len(cols) <= 64},
                        yaxis={"autorange": "reversed"})
+
+
+#: per method: the x axis of the run-history comparison, and how to read it from a report
+_BASELINE_AXES = {
+    "adaround": "bits per weight",
+    "filter-pruning": "filter sparsity (fraction of filters removed)",
+}
+
+
+def _baseline_x(report: Mapping[str, Any]) -> float:
+    params = report["params"]
+    if report["method"] == "adaround":
+        return float(params["bits"])
+    sparsity = params["sparsity"]
+    values = list(sparsity.values()) if isinstance(sparsity, Mapping) else [sparsity]
+    return float(np.mean([float(v) for v in values]))
+
+
+def baseline_comparison(reports: Mapping[int, Mapping[str, Any]], method: str, *, title: str | None = None) -> go.Figure:
+    """Accuracy of saved ``method`` runs (``{run id: report}``) next to the
+    classical baselines stored in each report (``baselines.*.accuracy``): for
+    adaround against bits per weight, for filter pruning against filter
+    sparsity. One marker per run and series; runs with another model, scale or
+    importance get their own series, so only like is compared with like."""
+    if method not in _BASELINE_AXES:
+        raise InvalidInputError(f"No baseline comparison for method {method!r}.")
+    title = title or f"{method}: the QUBO and its baselines, saved runs"
+    series: dict[str, tuple[list[float], list[float], list[str]]] = {}
+    for run_id, report in reports.items():
+        if report.get("method") != method:
+            continue
+        try:
+            x = _baseline_x(report)
+            params = report["params"]
+            variant = params.get("scale") if method == "adaround" else params.get("importance")
+            prefix = f"{report.get('model', '?')}, {variant}: "
+            points = [("QUBO", report["metrics"]["accuracy_after"])]
+            points += [(b.get("label", name), b.get("accuracy")) for name, b in report.get("baselines", {}).items()]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"Run #{run_id} is not a complete {method} report.") from exc
+        for label, acc in points:
+            if acc is None:
+                continue
+            xs, ys, ids = series.setdefault(prefix + label, ([], [], []))
+            xs.append(x)
+            ys.append(100.0 * float(acc))
+            ids.append(f"#{run_id}")
+    if not series:
+        return empty_figure(title, f"No saved {method} runs yet: run {method} on the Solve page.")
+    fig = go.Figure()
+    for i, (name, (xs, ys, ids)) in enumerate(sorted(series.items())):
+        order = np.argsort(xs, kind="stable")
+        qubo = name.endswith(": QUBO")
+        fig.add_scatter(
+            name=name, x=[xs[k] for k in order], y=[ys[k] for k in order], text=[ids[k] for k in order],
+            mode="lines+markers", marker={"color": colour(i), "size": 10 if qubo else 8,
+                                          "symbol": "circle" if qubo else "diamond-open"},
+            line={"color": colour(i), "width": 2 if qubo else 1, "dash": "solid" if qubo else "dot"},
+            hovertemplate="%{text} " + name + "<br>%{x}: %{y:.2f}%<extra></extra>",
+        )
+    base_layout(fig, title, xaxis_title=_BASELINE_AXES[method], yaxis_title="accuracy (%)", height=520,
+                legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
+    fig.update_layout(margin={"b": 150})  # room for the legend below the plot
+    if method == "adaround":
+        fig.update_xaxes(dtick=1)  # bit widths are whole numbers
+    return fig
