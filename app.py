@@ -7,24 +7,31 @@ import streamlit as st
 st.set_page_config(page_title="QUBO Compression Lab", page_icon=":material/memory:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
-    st.Page("pages/formulate.py", title="Formulate", icon=":material/grid_on:"),
-    st.Page("pages/embed.py", title="Embed", icon=":material/hub:"),
-    st.Page("pages/solve.py", title="Solve", icon=":material/bolt:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/model.py", title="Model", icon=":material/model_training:"),
+    st.Page("app_pages/formulate.py", title="Formulate", icon=":material/grid_on:"),
+    st.Page("app_pages/embed.py", title="Embed", icon=":material/hub:"),
+    st.Page("app_pages/solve.py", title="Solve", icon=":material/bolt:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ]
 
-page = st.navigation(PAGES)
-page.run()
+def sidebar_summary(slot) -> None:
+    """What is loaded and built so far, written into ``slot`` (replacing what it held)."""
+    with slot.container():
+        ws = st.session_state.get("workspace")
+        if ws is None:
+            st.caption("No model selected yet.")
+        else:
+            st.caption(f"Model **{ws.model_name}** on **{ws.data.name}** ({len(ws.data)} examples)")
+        formulation = st.session_state.get("formulation")
+        if formulation is not None:
+            st.caption(f"QUBO: {formulation.num_variables} variables, {formulation.num_interactions} interactions")
 
-# Drawn after the page so it reflects what the page just loaded or built.
-with st.sidebar:
-    ws = st.session_state.get("workspace")
-    if ws is None:
-        st.caption("No model selected yet.")
-    else:
-        st.caption(f"Model **{ws.model_name}** on **{ws.data.name}** ({len(ws.data)} examples)")
-    formulation = st.session_state.get("formulation")
-    if formulation is not None:
-        st.caption(f"QUBO: {formulation.num_variables} variables, {formulation.num_interactions} interactions")
+
+page = st.navigation(PAGES)
+summary = st.sidebar.empty()
+# Before the page, because pages end early with st.stop() (no model yet, nothing saved yet)...
+sidebar_summary(summary)
+page.run()
+# ...and again after it, to show what the page just loaded or built.
+sidebar_summary(summary)

@@ -32,6 +32,6 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def load_digits_cnn(at: AppTest) -> AppTest:
-    at.switch_page("pages/model.py").run()
+    at.switch_page("app_pages/model.py").run()
     at.button(key="load_model").click().run()
     return ok(at)

@@ -22,7 +22,7 @@ def charts(at: AppTest) -> list:
 def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     from core.store import RunStore
 
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("adaround").run()
     ok(app)
     assert metrics(app)["Variables"] == "8"  # conv1 channel 0 at 4 bits: 9 weights, one fixed by clipping
@@ -35,7 +35,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     f = app.session_state["formulation"]
     assert (f.params["layer"], f.params["channel"], f.params["bits"]) == ("conv2", 3, 2)
 
-    app.switch_page("pages/solve.py").run()
+    app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("sa").run()
     app.number_input(key="reads_adaround").set_value(2).run()
     app.button(key="run_button").click().run()
@@ -49,11 +49,11 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert len(charts(app)) == 1  # per-layer error chart
     assert report["run_id"] is not None and RunStore().get(report["run_id"]) is not None
 
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     ok(app)
     assert len(charts(app)) == 2  # heatmap + per-layer error, QUBO vs RTN
 
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("app_pages/compare.py").run()
     ok(app)
     assert any("the QUBO and its baselines" in c.proto.spec for c in charts(app))
 
@@ -61,7 +61,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
 def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     from core.store import RunStore
 
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("filter-pruning").run()
     ok(app)
     m = metrics(app)
@@ -72,7 +72,7 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     ok(app)
     assert metrics(app)["Variables"] == "32"
 
-    app.switch_page("pages/solve.py").run()
+    app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("sa").run()
     app.number_input(key="reads_filter-pruning").set_value(10).run()
     app.button(key="run_button").click().run()
@@ -85,7 +85,7 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     assert len(charts(app)) == 1  # kept filters per layer by method
     assert len(RunStore()) == 1
 
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("app_pages/compare.py").run()
     ok(app)
     specs = [c.proto.spec for c in charts(app)]
     assert any("filter-pruning: the QUBO and its baselines" in spec for spec in specs)

@@ -25,7 +25,7 @@ def test_home_explains_the_workflow(app):
 
 
 def test_pages_without_a_model_point_to_the_model_page(app):
-    for page in ("pages/formulate.py", "pages/embed.py", "pages/solve.py"):
+    for page in ("app_pages/formulate.py", "app_pages/embed.py", "app_pages/solve.py"):
         app.switch_page(page).run()
         ok(app)
         assert any("Model" in i.value for i in app.info)
@@ -58,7 +58,7 @@ def test_model_page_error_keeps_previous_model(app, monkeypatch):
 
 
 def test_model_page_torchvision_random_weights(app):
-    app.switch_page("pages/model.py").run()
+    app.switch_page("app_pages/model.py").run()
     app.radio(key="model_source").set_value("torchvision").run()
     app.selectbox(key="tv_model").set_value("mobilenet_v3_small").run()
     app.selectbox(key="data_choice").set_value("random").run()
@@ -70,7 +70,7 @@ def test_model_page_torchvision_random_weights(app):
 
 def test_formulate_builds_qubo_and_sliders_update_it(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     ok(app)
     assert metrics(app)["Variables"] == "14"  # 3 units x 5 options, no prune for the classifier
     first = app.session_state["formulation"]
@@ -88,7 +88,7 @@ def test_formulate_builds_qubo_and_sliders_update_it(app):
 
 def test_formulate_unimplemented_method_says_so(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("bnn").run()
     ok(app)
     assert any("not available" in i.value for i in app.info)
@@ -96,7 +96,7 @@ def test_formulate_unimplemented_method_says_so(app):
 
 def test_formulate_bad_option_set_shows_message(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     app.multiselect(key="options").set_value(["prune"]).run()
     ok(app)
     assert app.error, "a single prune option cannot cover the classifier: expect a plain message"
@@ -105,19 +105,19 @@ def test_formulate_bad_option_set_shows_message(app):
 
 def test_embed_on_pegasus_and_too_large_for_chimera(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
-    app.switch_page("pages/embed.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/embed.py").run()
     app.button(key="embed_button").click().run()
     ok(app)
     assert int(metrics(app)["Qubits used"].replace(",", "")) >= 14
     embedded = app.session_state["embedding"]
     # A problem too large for a Chimera clique: a plain message, the earlier embedding stays.
-    app.switch_page("pages/formulate.py").run()
+    app.switch_page("app_pages/formulate.py").run()
     app.number_input(key="groups").set_value(8).run()
     app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
     app.radio(key="budget_encoding").set_value("slack").run()
     ok(app)
-    app.switch_page("pages/embed.py").run()
+    app.switch_page("app_pages/embed.py").run()
     app.selectbox(key="topology").set_value("chimera").run()
     app.radio(key="embed_method").set_value("clique").run()
     app.button(key="embed_button").click().run()
@@ -128,8 +128,8 @@ def test_embed_on_pegasus_and_too_large_for_chimera(app):
 
 def test_embed_offers_d_wave_inspector_only_where_its_app_is_installed(app, monkeypatch):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
-    app.switch_page("pages/embed.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/embed.py").run()
     app.button(key="embed_button").click().run()
     ok(app)
     assert not [b for b in app.button if b.key == "open_inspector"]
@@ -148,8 +148,8 @@ def test_embed_offers_d_wave_inspector_only_where_its_app_is_installed(app, monk
 
 def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
-    app.switch_page("pages/solve.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("sa").run()
     app.button(key="run_button").click().run()
     ok(app)
@@ -160,7 +160,7 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     app.selectbox(key="sampler").set_value("tabu").run()
     app.button(key="run_button").click().run()
     ok(app)
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("app_pages/compare.py").run()
     ok(app)
     runs = app.dataframe[0].value
     assert len(runs) == 2 and set(runs["sampler"]) == {"sa", "tabu"}
@@ -169,8 +169,8 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
 
 def test_solve_real_qpu_without_token_is_unavailable(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
-    app.switch_page("pages/solve.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("dwave").run()
     ok(app)
     assert app.button(key="run_button").disabled
@@ -179,8 +179,8 @@ def test_solve_real_qpu_without_token_is_unavailable(app):
 
 def test_solve_bad_parameter_is_a_message_and_keeps_results(app):
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
-    app.switch_page("pages/solve.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("sa").run()
     app.button(key="run_button").click().run()
     previous = app.session_state["last_report"]
@@ -195,10 +195,10 @@ def test_compare_rename_and_delete(app):
     from core.store import RunStore
 
     load_digits_cnn(app)
-    app.switch_page("pages/formulate.py").run()
-    app.switch_page("pages/solve.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
     app.button(key="run_button").click().run()
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("app_pages/compare.py").run()
     ok(app)
     app.text_input(key="new_name").set_value("my first run")
     app.button(key="rename_button").click().run()
@@ -239,7 +239,7 @@ def test_model_page_upload_torchscript_then_a_pickled_module_is_refused(app):
 
     from core.models import load_model
 
-    app.switch_page("pages/model.py").run()
+    app.switch_page("app_pages/model.py").run()
     app.radio(key="model_source").set_value("Upload").run()
     app.file_uploader(key="model_upload").upload("cnn.pt", _torchscript_digits_cnn()).run()
     app.button(key="load_model").click().run()

@@ -56,7 +56,7 @@ def require_workspace():
     ws = current_workspace()
     if ws is None:
         st.info("Choose a model first on the **Model** page.", icon=":material/arrow_back:")
-        st.page_link("pages/model.py", label="Go to Model", icon=":material/model_training:")
+        st.page_link("app_pages/model.py", label="Go to Model", icon=":material/model_training:")
         st.stop()
     return ws
 

@@ -56,6 +56,20 @@ def test_sidebar_summary_follows_loaded_model(app_page):
     expect(sidebar.get_by_text("No model selected yet.")).to_have_count(0)
 
 
+def test_direct_link_and_refresh_keep_the_app_around_the_page(chromium_page, streamlit_server):
+    """A bookmarked or refreshed page URL still runs app.py: its navigation, wide layout and sidebar."""
+    page = chromium_page
+    for path, title in (("compare", "Compare"), ("solve", "Solve")):
+        page.goto(f"{streamlit_server.rstrip('/')}/{path}", wait_until="domcontentloaded")
+        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+        wait_for_idle(page)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        expect(nav.get_by_role("link", name="Home", exact=True)).to_be_visible()
+        expect(nav.get_by_role("link", name="app", exact=True)).to_have_count(0)
+        expect(page.locator('[data-testid="stSidebar"]').get_by_text("No model selected yet.")).to_be_visible()
+        assert_no_exception(page)
+
+
 def select_dataframe_rows(page, table, rows: list[int]) -> None:
     """Tick rows (0-based) in a multi-row-selectable st.dataframe (glide grid: a canvas, so click by position)."""
     table.scroll_into_view_if_needed()

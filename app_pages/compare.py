@@ -21,7 +21,7 @@ if df is None:
     st.stop()
 if df.empty:
     st.info("No runs yet. Solve a QUBO on the **Solve** page and it will appear here.")
-    st.page_link("pages/solve.py", label="Go to Solve", icon=":material/bolt:")
+    st.page_link("app_pages/solve.py", label="Go to Solve", icon=":material/bolt:")
     st.stop()
 
 columns = ["id", "name", "model", "method", "sampler", "seed", "num_variables", "best_energy", "exact_energy",

@@ -40,8 +40,8 @@ st.markdown(
 """
 )
 c1, c2 = st.columns(2)
-c1.page_link("pages/model.py", label="Start: choose a model", icon=":material/arrow_forward:")
-c2.page_link("pages/compare.py", label="See saved runs", icon=":material/history:")
+c1.page_link("app_pages/model.py", label="Start: choose a model", icon=":material/arrow_forward:")
+c2.page_link("app_pages/compare.py", label="See saved runs", icon=":material/history:")
 st.caption(
     "The simulated QPU reproduces minor embedding and chain breaks, not quantum physics. "
     "Nothing here claims a quantum advantage that the numbers on the page do not show."

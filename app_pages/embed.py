@@ -23,7 +23,7 @@ require_workspace()
 formulation = st.session_state.get("formulation")
 if formulation is None:
     st.info("Build a QUBO on the **Formulate** page first.")
-    st.page_link("pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
+    st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
     st.stop()
 
 

@@ -27,7 +27,7 @@ formulation = st.session_state.get("formulation")
 multi = formulation is not None and formulation.method in MULTI_QUBO_METHODS
 if formulation is None:
     st.info("Build a QUBO on the **Formulate** page first.")
-    st.page_link("pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
+    st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
     st.stop()
 
 settings, results = st.columns([1, 2], gap="large")
