@@ -26,7 +26,7 @@ page_intro(
     "adaround and filter-pruning solve one small QUBO per output channel or per layer; here you inspect one of them.",
 )
 ws = require_workspace()
-KEPT = ("method", "ar_bits", "ar_scale", "ar_layer", "ar_channel", "fp_sparsity", "fp_importance", "fp_mu",
+KEPT = ("method", "ar_bits", "ar_scale", "ar_layers", "ar_layer", "ar_channel", "fp_sparsity", "fp_importance", "fp_mu",
         "fp_layer", "fp_refine", "fp_finetune")
 keep_widget(*KEPT)
 
@@ -47,13 +47,19 @@ if method == "adaround":
                              help="Per-output-channel scale, used by the QUBO and by round-to-nearest alike: min-max, or the "
                                   "MSE-optimal search. At 2-3 bits min-max makes round-to-nearest a weak baseline; "
                                   "mse is the fairer comparison.")
-        layer = st.selectbox("Layer", names, key="ar_layer")
+        quantized = st.multiselect("Layers to quantize", names, default=names, key="ar_layers",
+                                   help="The others stay float. A QPU holds only small fully connected "
+                                        "problems (about 180 variables on Pegasus), so layers with many weights "
+                                        "per output channel need a classical sampler.")
+        layer = st.selectbox("Layer", names, key="ar_layer", help="The layer whose channel QUBO is shown.")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:
             st.session_state["ar_channel"] = 0
         channel = st.selectbox("Output channel", list(range(out_channels)), key="ar_channel")
     remember_widgets(*KEPT)
-    st.session_state["method_options"] = {"method": method, "options": {"bits": bits, "scale": scale}}
+    st.session_state["method_options"] = {
+        "method": method, "options": {"bits": bits, "scale": scale, "layers": quantized},
+    }
     with results:
         formulation = guarded(formulation_for, ws, method,
                               {"layer": layer, "channel": int(channel), "bits": bits, "scale": scale},

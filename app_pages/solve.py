@@ -10,9 +10,11 @@ from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars
 from ui.common import before_after_metrics, guarded, human_bits, page_intro, require_workspace
-from ui.pipeline import parse_param, run_store
+from ui.pipeline import keep_widget, parse_param, remember_widgets, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
+# kept across page switches (not the token: it stays only in its own widget)
+KEPT = ("sampler", "reads", "reads_adaround", "reads_filter-pruning", "solve_seed")
 
 page_intro(
     "Solve",
@@ -30,6 +32,7 @@ if formulation is None:
     st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
     st.stop()
 
+keep_widget(*KEPT)
 settings, results = st.columns([1, 2], gap="large")
 with settings:
     st.subheader("Settings")
@@ -54,6 +57,7 @@ with settings:
     else:
         reads = st.number_input("Reads", 1, 10_000, 100, key="reads")
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="solve_seed")
+    remember_widgets(*KEPT)
     params = {}
     with st.expander("Sampler parameters"):
         for p in info.parameters:

@@ -97,7 +97,8 @@ def run_method(ws: Workspace, method: str, *, sampler: str = "sa", num_reads: in
         from core.methods.adaround import run_adaround
 
         return run_adaround(ws, bits=int(opts.get("bits", 4)), scale=opts.get("scale", "minmax"),
-                            use_quantized_inputs=bool(opts.get("use_quantized_inputs", True)), **common)
+                            use_quantized_inputs=bool(opts.get("use_quantized_inputs", True)),
+                            layers=opts.get("layers"), **common)
     if method == "filter-pruning":
         from core.methods.filter_pruning import run_filter_pruning
 
@@ -342,6 +343,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     ar = p.add_argument_group("adaround (F3 rounding QUBO)")
     ar.add_argument("--bits", type=int, default=4, help="weight bits, 1..8 (all Conv2d/Linear layers)")
     ar.add_argument("--scale", default="minmax", choices=["minmax", "mse"], help="per-output-channel scale")
+    ar.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                    help="layers to quantize (default: every Conv2d/Linear layer); the others stay float")
     ar.add_argument("--float-inputs", action="store_true",
                     help="Gram matrices from the float network instead of the already-quantized one")
     fp = p.add_argument_group("filter-pruning (F2 hybrid QUBO)")
@@ -402,7 +405,7 @@ def _paths(args: argparse.Namespace) -> None:
 
 def _run_multi_from_args(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     if args.method == "adaround":
-        options: dict[str, Any] = {"bits": args.bits, "scale": args.scale,
+        options: dict[str, Any] = {"bits": args.bits, "scale": args.scale, "layers": args.layers,
                                    "use_quantized_inputs": not args.float_inputs}
     elif args.method == "filter-pruning":
         options = {"sparsity": args.sparsity, "importance": args.importance, "mu": args.mu,

@@ -277,6 +277,28 @@ def test_callable_sampler_hook_and_progress_and_determinism():
     assert res.accuracy is None and res.params["sampler"] == "function"
 
 
+def test_max_batch_variables_caps_every_combined_bqm_and_refuses_too_large_channels():
+    model, calib = _Tiny(), _tiny_calib()  # layer a: 3 channels of 6 weights; b: 2 channels of 3
+    sizes = []
+
+    def solve(bqm, *, num_reads, seed, **params):
+        sizes.append(bqm.num_variables)
+        return dimod.ExactSolver().sample(bqm)
+
+    capped = quantize_model_adaround(model, calib, bits=1, sampler=solve, polish=False, max_batch_variables=7)
+    assert sizes == [6, 6, 6, 6]  # a: one channel per batch (two would be 12 > 7); b: both channels (6)
+    assert [r.batches for r in capped.layers] == [3, 1]
+    whole = quantize_model_adaround(model, calib, bits=1, sampler=dimod.ExactSolver(), polish=False)
+    for n in ("a", "b"):  # batching changes nothing: channels are independent and solved exactly
+        torch.testing.assert_close(capped.weights[n], whole.weights[n])
+    sizes.clear()
+    with pytest.raises(InvalidInputError, match="Layer a has output channels with 6 rounding variables"):
+        quantize_model_adaround(model, calib, bits=1, sampler=solve, max_batch_variables=5)
+    assert sizes == []  # refused before anything was solved
+    with pytest.raises(InvalidInputError, match="max_batch_variables"):
+        quantize_model_adaround(model, calib, bits=1, max_batch_variables=0)
+
+
 def test_weights_lie_on_the_grid_and_rtn_model_matches_quantize():
     model, calib = _Tiny(), _tiny_calib()
     for bits, scale in [(1, "minmax"), (2, "mse"), (4, "minmax")]:

@@ -89,3 +89,25 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     ok(app)
     specs = [c.proto.spec for c in charts(app)]
     assert any("filter-pruning: the QUBO and its baselines" in spec for spec in specs)
+
+
+def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    app.slider(key="ar_bits").set_value(1).run()
+    app.switch_page("app_pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("mock-qpu-pegasus").run()
+    app.number_input(key="reads_adaround").set_value(2).run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    assert any("Layer fc has output channels with 512 rounding variables" in e.value for e in app.error)
+    assert app.session_state.get("last_report") is None  # nothing half-done is shown
+
+    app.switch_page("app_pages/formulate.py").run()
+    app.multiselect(key="ar_layers").set_value(["conv1"]).run()
+    app.switch_page("app_pages/solve.py").run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    report = app.session_state["last_report"]
+    assert report["params"]["layers"] == ["conv1"] and report["params"]["max_batch_variables"] == 180
+    assert metrics(app)["Subproblems"] == "16"

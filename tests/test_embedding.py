@@ -320,3 +320,18 @@ def _shared_zephyr() -> MinorEmbeddingComposite:
 @dimod.testing.load_sampler_bqm_tests(_shared_zephyr())
 class TestEmbeddingCompositeDimodBQMs(unittest.TestCase):
     """dimod's generated sampler tests (empty, 1 variable, paths; all BQM types)."""
+
+
+def test_heuristic_giving_up_is_a_plain_does_not_fit(monkeypatch):
+    """minorminer raises RuntimeError ("Failed during initialization") for problems far too large."""
+    import minorminer
+
+    from core.embedding import EmbeddingNotFoundError, find_embedding
+
+    def gives_up(*_args, **_kwargs):
+        raise RuntimeError("Failed during initialization.")
+
+    monkeypatch.setattr(minorminer, "find_embedding", gives_up)
+    bqm = dimod.generators.gnp_random_bqm(12, 0.2, "BINARY", random_state=0)
+    with pytest.raises(EmbeddingNotFoundError, match="does not fit"):
+        find_embedding(bqm, "chimera", "heuristic", seed=0, use_cache=False)

@@ -91,6 +91,25 @@ def test_filter_pruning_run_report_and_baselines(tmp_path):
     assert exact["subproblems"][0]["best"] >= exact["subproblems"][0]["energy"] - 1e-9
 
 
+def test_adaround_on_a_simulated_qpu_batches_channels_to_fit_its_graph(tmp_path, capsys):
+    # conv1's 16 channels have 9 rounding variables each at 1 bit: 144, one batch within Pegasus' 180-clique
+    out = tmp_path / "r.json"
+    code = main(["run", "--model", "digits-cnn", "--method", "adaround", "--bits", "1", "--layers", "conv1",
+                 "--sampler", "mock-qpu-pegasus", "--num-sweeps", "50", "--reads", "2", "--latency-repeats", "2",
+                 "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["params"]["layers"] == ["conv1"] and report["params"]["max_batch_variables"] == 180
+    assert [r["batches"] for r in report["layers"]] == [1]
+    assert report["timing"]["embed_s"] > 0
+    assert report["metrics"]["size_bits_after"] == FP32_CNN_BITS - 31 * 16 * 9  # only conv1's weights shrink
+    # fc's channels (512 variables, fully connected) cannot fit: refused at once with a plain message
+    code = main(["run", "--model", "digits-cnn", "--method", "adaround", "--bits", "2", "--sampler",
+                 "mock-qpu-pegasus", "--reads", "2", "--no-exact", "--out", str(tmp_path / "r2.json")])
+    assert code == 2
+    assert "Layer fc has output channels with 512 rounding variables" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--method", "bnn"], "not available"),
     (["--method", "adaround", "--bits", "0"], "bits"),

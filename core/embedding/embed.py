@@ -252,7 +252,12 @@ def _heuristic(
     kwargs: dict[str, Any] = {"timeout": timeout}
     if seed is not None:
         kwargs["random_seed"] = seed
-    emb = minorminer.find_embedding(graph, topology.graph, **kwargs)
+    try:
+        emb = minorminer.find_embedding(graph, topology.graph, **kwargs)
+    except RuntimeError:
+        # minorminer gives up this way when the problem is far too large for the graph
+        # ("Failed during initialization"): the same answer as finding nothing.
+        return {}
     return {v: tuple(chain) for v, chain in emb.items()}
 
 
@@ -295,9 +300,9 @@ def _does_not_fit(
     return EmbeddingNotFoundError(
         f"This problem ({n:,} variables, {m:,} interactions) does not fit on the "
         f"{topo.label} QPU graph ({topo.num_qubits:,} qubits{capacity}): the {how} found "
-        "no way to place it. Ways out: use the capacity budget mode (a sparser QUBO), use fewer "
-        "groups per layer (fewer variables), or use the leap-hybrid solver, which accepts "
-        "large problems."
+        "no way to place it. Ways out: a smaller problem (mixed precision: the capacity budget "
+        "mode or fewer groups per layer), a classical sampler such as sa or tabu, or the "
+        "leap-hybrid solver, which accepts large problems."
     )
 
 

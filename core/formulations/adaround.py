@@ -433,6 +433,32 @@ def _scales(weight: torch.Tensor, bits: int, method: str) -> np.ndarray:
     return channel_scales(weight.detach().float(), bits, method).double().numpy()
 
 
+def _rounding_grid(vals: np.ndarray, s: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower, step, resid) of every value on its channel's grid (see the module doc)."""
+    positive = (s > 0)[:, None]
+    u = vals / np.where(positive, s[:, None], 1.0)
+    if bits == 1:
+        lower = np.full_like(u, -1.0)
+        step = np.full_like(u, 2.0)
+    else:
+        q = levels(bits)
+        fl = np.floor(u)
+        lower = np.clip(fl, -q, q)
+        step = np.clip(fl + 1, -q, q) - lower
+    lower = np.where(positive, lower, 0.0)
+    step = np.where(positive, step, 0.0)
+    return lower, step, np.where(positive, u, 0.0) - lower
+
+
+def _max_free_variables(layer: nn.Conv2d | nn.Linear, bits: int, scale: str, quantize_bias: bool) -> int:
+    """The most QUBO variables any output channel of ``layer`` will have (no calibration data needed)."""
+    w = layer.weight.detach().to(torch.float64).reshape(layer.weight.shape[0], -1).numpy()
+    if quantize_bias and layer.bias is not None:
+        w = np.concatenate([w, layer.bias.detach().to(torch.float64).numpy()[:, None]], axis=1)
+    _, step, _ = _rounding_grid(w, _scales(layer.weight, bits, scale), bits)
+    return int((step > 0).sum(axis=1).max(initial=0))
+
+
 def layer_problem(
     layer: nn.Conv2d | nn.Linear,
     gram_aug: np.ndarray,
@@ -474,20 +500,8 @@ def layer_problem(
             raise InvalidInputError(f"{name} needs {out} finite, non-negative scales.")
     b = None if layer.bias is None else layer.bias.detach().to(torch.float64).numpy()
     vals = np.concatenate([w, b[:, None]], axis=1) if quantize_bias else w  # type: ignore[index]
+    lower, step, resid = _rounding_grid(vals, s, bits)
     positive = (s > 0)[:, None]
-    u = vals / np.where(positive, s[:, None], 1.0)
-    if bits == 1:
-        lower = np.full_like(u, -1.0)
-        step = np.full_like(u, 2.0)
-    else:
-        q = levels(bits)
-        fl = np.floor(u)
-        lower = np.clip(fl, -q, q)
-        step = np.clip(fl + 1, -q, q) - lower
-    lower = np.where(positive, lower, 0.0)
-    step = np.where(positive, step, 0.0)
-    u = np.where(positive, u, 0.0)
-    resid = u - lower
     n = vals.shape[1]
     gram = gram_aug if quantize_bias else gram_aug[:, :f, :f]
     group = np.arange(out) // (out // groups)
@@ -740,6 +754,16 @@ def _default_beta_range(linear: np.ndarray, rows: np.ndarray, cols: np.ndarray, 
     return [hot, cold]
 
 
+def _check_fits(name: str, variables: int, max_batch_variables: int | None) -> None:
+    if max_batch_variables is not None and variables > max_batch_variables:
+        raise InvalidInputError(
+            f"Layer {name} has output channels with {variables} rounding variables, each a fully connected QUBO; "
+            f"this sampler's qubit graph holds fully connected problems of at most {max_batch_variables} "
+            "variables. Quantize fewer layers (the others stay float), or use a classical sampler such as sa "
+            "or tabu, or the leap-hybrid solver."
+        )
+
+
 @dataclass
 class _LayerSolution:
     v: np.ndarray
@@ -763,23 +787,27 @@ def _solve_layer(
     sample_kwargs: Mapping[str, Any],
     polish: bool,
     max_batch_interactions: int,
+    max_batch_variables: int | None = None,
 ) -> _LayerSolution:
     t0 = time.perf_counter()
     out = problem.out_channels
     v = np.zeros((out, problem.n))
     free_counts = (problem.step > 0).sum(axis=1)
+    _check_fits(problem.name, int(free_counts.max(initial=0)), max_batch_variables)
     order = [j for j in range(out) if free_counts[j] > 0]
     batches: list[list[int]] = []
     cur: list[int] = []
-    cur_int = 0
+    cur_int = cur_vars = 0
     for j in order:
         k = int(free_counts[j])
         inter = k * (k - 1) // 2
-        if cur and cur_int + inter > max_batch_interactions:
+        too_many = max_batch_variables is not None and cur_vars + k > max_batch_variables
+        if cur and (cur_int + inter > max_batch_interactions or too_many):
             batches.append(cur)
-            cur, cur_int = [], 0
+            cur, cur_int, cur_vars = [], 0, 0
         cur.append(j)
         cur_int += inter
+        cur_vars += k
     if cur:
         batches.append(cur)
     for b, chans in enumerate(batches):
@@ -1058,6 +1086,7 @@ def quantize_model_adaround(
     layers: Iterable[str] | None = None,
     eval_data: EvalData | None = None,
     max_batch_interactions: int = 3_000_000,
+    max_batch_variables: int | None = None,
     batch_size: int = 256,
     progress: Progress | None = None,
     target: str = "layer",
@@ -1076,6 +1105,11 @@ def quantize_model_adaround(
     Per-layer errors (see :func:`layer_errors`) are measured on ``calib``;
     accuracy of the float, QUBO and RTN models on ``eval_data`` if given.
     ``progress(fraction, message)`` is called after each layer.
+
+    ``max_batch_variables`` caps the variables of each combined BQM (for a
+    QPU-like sampler: the largest fully connected problem its qubit graph
+    holds, so every batch has a clique embedding); a layer whose single
+    channel needs more is refused before any layer is solved.
 
     ``target`` is the objective: ``"layer"`` (default) the error the layer adds
     on the inputs it receives, ``||W_hat X_q - W X_q||^2``;
@@ -1099,6 +1133,8 @@ def quantize_model_adaround(
     num_reads = _check_positive_int("num_reads", num_reads)
     seed = _check_positive_int("seed", seed, 0)
     max_batch_interactions = _check_positive_int("max_batch_interactions", max_batch_interactions)
+    if max_batch_variables is not None:
+        max_batch_variables = _check_positive_int("max_batch_variables", max_batch_variables)
     batch_size = _check_positive_int("batch_size", batch_size)
     if target not in TARGETS:
         raise InvalidInputError(f"target must be one of {', '.join(TARGETS)}, not {target!r}.")
@@ -1117,7 +1153,9 @@ def quantize_model_adaround(
     sample_kwargs = dict(sample_kwargs or {})
     names = _resolve_layers(model, layers)
     for n in names:
-        _check_layer(model.get_submodule(n), n)
+        layer = _check_layer(model.get_submodule(n), n)
+        if max_batch_variables is not None:  # refuse before any layer is solved
+            _check_fits(n, _max_free_variables(layer, bits, scale, quantize_bias), max_batch_variables)
     quantize_bias_layers = [n for n in names if model.get_submodule(n).bias is not None] if quantize_bias else []
 
     reference = copy.deepcopy(model).eval()
@@ -1167,6 +1205,7 @@ def quantize_model_adaround(
             sample_kwargs=sample_kwargs,
             polish=polish,
             max_batch_interactions=max_batch_interactions,
+            max_batch_variables=max_batch_variables,
         )
         _set_layer(layer, problem, sol.v)
         kept_rtn = False
@@ -1240,6 +1279,7 @@ def quantize_model_adaround(
             "use_quantized_inputs": use_quantized_inputs,
             "quantize_bias": bool(quantize_bias_layers),
             "polish": polish,
+            "max_batch_variables": max_batch_variables,
             "target": target,
             "safeguard": safeguard,
             "safeguard_rtn_layers": [n for n in names if solutions[n][4]],

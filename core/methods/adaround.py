@@ -29,7 +29,7 @@ Report fields specific to this method:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dimod
@@ -90,20 +90,27 @@ def _brute_force(problem: Any, j: int) -> float | None:
 def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "sa", num_reads: int = 4,
                  seed: int = 0, sampler_params: Mapping[str, Any] | None = None,
                  sampler_config: Mapping[str, Any] | None = None, use_quantized_inputs: bool = True,
-                 compute_exact: bool = True, latency_repeats: int = 20,
+                 compute_exact: bool = True, latency_repeats: int = 20, layers: Sequence[str] | None = None,
                  progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
-    """Quantize, evaluate and report; returns (report, representative BQM)."""
+    """Quantize ``layers`` (default: every Conv2d/Linear; the others stay
+    float), evaluate and report; returns (report, representative BQM).
+
+    With a QPU-like sampler every channel QUBO is fully connected, so channels
+    are batched up to the largest clique the qubit graph holds and each batch
+    is clique-embedded; a layer with larger channels is refused up front."""
     from core.evaluate import size_bits
     from core.runs import evaluate_pair
 
     num_reads = check_reads(num_reads)
     report_progress = progress or (lambda _f, _m: None)
     solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params)
+    if solver.max_dense_variables is not None:
+        solver.params.setdefault("embedding_method", "clique")
     t0 = time.perf_counter()
     result = quantize_model_adaround(
         ws.model, ws.calibration, bits=bits, scale=scale, sampler=solver, num_reads=num_reads, seed=seed,
-        use_quantized_inputs=use_quantized_inputs, eval_data=ws.data,
-        progress=lambda f, m: report_progress(0.8 * f, m),
+        use_quantized_inputs=use_quantized_inputs, eval_data=ws.data, layers=layers,
+        max_batch_variables=solver.max_dense_variables, progress=lambda f, m: report_progress(0.8 * f, m),
     )
     quantize_s = time.perf_counter() - t0
     names = [r.layer for r in result.layers]
@@ -184,6 +191,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     report = skeleton(
         ws, method=METHOD, sampler=solver.name, seed=seed, num_reads=num_reads,
         params={"bits": result.bits, "scale": result.scale, "use_quantized_inputs": use_quantized_inputs,
+                "layers": names, "max_batch_variables": solver.max_dense_variables,
                 "sampler": dict(sampler_params or {}), "calibration": ws.calibration.name,
                 "calibration_size": len(ws.calibration), "polish": result.params.get("polish")},
         qubo={"num_variables": total_vars, "num_interactions": total_inter, "num_subproblems": subproblems,

@@ -10,6 +10,7 @@ names the representative subproblem written by ``--bqm``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +41,19 @@ class RegistrySampler:
         self.calls = 0
         self.embed_s = 0.0
         self.sample_s = 0.0
+
+    @functools.cached_property
+    def max_dense_variables(self) -> int | None:
+        """Largest fully connected problem one call can take: the clique capacity
+        of a QPU-like sampler's qubit graph; None for samplers without a graph."""
+        from core.embedding import max_clique_size
+        from core.solvers import get_sampler
+
+        sampler: Any = get_sampler(self.name, **self.config)
+        while sampler is not None and getattr(sampler, "topology", None) is None:
+            children = getattr(sampler, "children", None)  # the embedding composite sits below timing
+            sampler = children[0] if children else None
+        return None if sampler is None else max_clique_size(sampler.topology)
 
     def __call__(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, seed: int | None = None,
                  **params: Any) -> dimod.SampleSet:
