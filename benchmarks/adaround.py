@@ -15,6 +15,11 @@ the issue's targets:
 
     python -m benchmarks.adaround [--models digits-cnn digits-mlp] [--bits 8 7 ... 1]
         [--scale minmax|mse] [--num-reads 4] [--num-sweeps 1000] [--calib 512]
+        [--sampler mock-qpu-pegasus --layers conv1 conv2]
+
+``--sampler`` takes any registry sampler instead of plain simulated annealing
+(QPU-like ones get the clique-capacity batching of the app and CLI);
+``--layers`` quantizes only those layers (the rest stay float).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 
 from core.data import digits_split
 from core.formulations.adaround import AdaroundResult, quantize_model_adaround
+from core.methods.common import RegistrySampler
 from core.models import load_model
 
 ERROR_TARGET = 0.7
@@ -53,10 +59,18 @@ def run(
     target: str = "layer",
     safeguard: bool = False,
     eval_split: str = "test",
+    sampler: str | None = None,
+    layers: list[str] | None = None,
 ) -> dict[tuple[str, int], AdaroundResult]:
     split = digits_split()
     evald = split.val if eval_split == "val" else split.test
     calib = split.train.subset(calib_size, seed=seed)
+    solver, sample_kwargs, max_vars = None, {"num_sweeps": num_sweeps}, None
+    if sampler is not None:
+        solver = RegistrySampler(sampler, params={"num_sweeps": num_sweeps})
+        max_vars, sample_kwargs = solver.max_dense_variables, {}
+        if max_vars is not None:
+            solver.params["embedding_method"] = "clique"
     results = {}
     for name in models:
         model = load_model(name)
@@ -66,9 +80,12 @@ def run(
                 calib,
                 bits=bits,
                 scale=scale,
+                sampler=solver,
                 num_reads=num_reads,
                 seed=seed,
-                sample_kwargs={"num_sweeps": num_sweeps},
+                sample_kwargs=sample_kwargs,
+                layers=layers,
+                max_batch_variables=max_vars,
                 use_quantized_inputs=use_quantized_inputs,
                 eval_data=evald,
                 target=target,
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         default="test",
         help="split for accuracy; use val when choosing options, test only for the final report",
     )
+    parser.add_argument("--sampler", default=None, help="a registry sampler instead of plain simulated annealing")
+    parser.add_argument("--layers", nargs="+", default=None, help="quantize only these layers (the rest stay float)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     results = run(
@@ -165,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         target=args.target,
         safeguard=args.safeguard,
         eval_split=args.eval_split,
+        sampler=args.sampler,
+        layers=args.layers,
     )
     table, failures = report(results)
     print(
-        f"F3 rounding QUBO vs round-to-nearest: scale={args.scale}, sampler=SimulatedAnnealingSampler "
+        f"F3 rounding QUBO vs round-to-nearest: scale={args.scale}, "
+        f"sampler={args.sampler or 'SimulatedAnnealingSampler'}, layers={' '.join(args.layers or ['all'])} "
         f"(num_reads={args.num_reads}, num_sweeps={args.num_sweeps}) + descent polish, calibration "
         f"{args.calib} train images (seed {args.seed}), "
         f"{'float' if args.float_inputs else 'quantized'} inputs, target={args.target}, "

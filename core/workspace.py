@@ -100,10 +100,17 @@ def workspace_from_model(
     """A workspace for a model the user brought, checked by a forward pass.
 
     ``data`` is a built-in source name (then ``input_shape`` says how to shape
-    it) or uploaded :class:`EvalData` (a seeded subset of it calibrates).
+    it) or uploaded :class:`EvalData`: then a seeded subset of it (at most
+    ``calibration_size``, at most half) calibrates and only the *other*
+    examples evaluate, so methods that fit to calibration data (rounding,
+    refinement, fine-tuning) are never scored on what they fitted.
     """
     if isinstance(data, EvalData):
-        test, calib = data, data.subset(calibration_size, seed=seed)
+        if len(data) < 2:
+            raise InvalidInputError(
+                "At least 2 labelled examples are needed: part of them calibrates, the rest evaluates."
+            )
+        calib, test = data.split(min(calibration_size, len(data) // 2), seed=seed)
     else:
         if input_shape is None:
             raise InvalidInputError("Say which input shape (channels, height, width) the model expects.")

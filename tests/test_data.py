@@ -211,3 +211,32 @@ def test_oversized_npz_is_refused_before_parsing(monkeypatch):
     monkeypatch.setattr(uploads, "MAX_NPZ_BYTES", 100)
     with pytest.raises(InvalidInputError, match="the limit is"):
         load_npz(b"\0" * 101)
+
+
+def test_split_is_disjoint_seeded_and_complete() -> None:
+    data = digits_split().val
+    calib, rest = data.split(50, seed=3)
+    assert (len(calib), len(rest)) == (50, len(data) - 50)
+    rows = {tuple(r) for r in data.images.flatten(1).tolist()}
+    a, b = ({tuple(r) for r in part.images.flatten(1).tolist()} for part in (calib, rest))
+    assert a | b == rows and not (a & b)
+    again, _ = data.split(50, seed=3)
+    assert torch.equal(again.images, calib.images)
+    with pytest.raises(ValueError):
+        data.split(len(data))
+
+
+def test_uploaded_data_calibrates_on_examples_it_never_scores() -> None:
+    from core.errors import InvalidInputError
+    from core.models import load_model
+    from core.workspace import workspace_from_model
+
+    data = digits_split().test
+    ws = workspace_from_model("upload:x", load_model("digits-cnn"), data=data)
+    assert len(ws.calibration) == 180 and len(ws.data) == 180  # at most half calibrates
+    seen = {tuple(r) for r in ws.calibration.images.flatten(1).tolist()}
+    assert not seen & {tuple(r) for r in ws.data.images.flatten(1).tolist()}
+    big = workspace_from_model("upload:x", load_model("digits-cnn"), data=digits_split().train)
+    assert len(big.calibration) == 256 and len(big.data) == len(digits_split().train) - 256
+    with pytest.raises(InvalidInputError, match="At least 2"):
+        workspace_from_model("upload:x", load_model("digits-cnn"), data=data.subset(1))

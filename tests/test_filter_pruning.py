@@ -170,6 +170,46 @@ def test_residual_join_is_masked_and_chain_with_batchnorm_removed() -> None:
     assert out.model.bn.num_features == 4 and out.model.b.in_channels == 4
 
 
+class _Gates(nn.Module):
+    """Filters followed by activations with f(0) != 0 or per-channel parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.c2 = nn.Conv2d(6, 5, 3, padding=1)
+        self.c3 = nn.Conv2d(5, 4, 3, padding=1)
+        self.gate = nn.Hardsigmoid()
+        self.prelu = nn.PReLU(4)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        x = self.gate(self.c2(torch.sigmoid(self.c1(x))))
+        return self.fc(self.prelu(self.c3(x)).flatten(1))
+
+
+def test_filters_feeding_sigmoid_hardsigmoid_or_prelu_are_masked_not_removed() -> None:
+    torch.manual_seed(0)
+    model = _Gates().eval()
+    with torch.no_grad():
+        model.prelu.weight.uniform_(0.05, 0.5)
+    kept = {"c1": [0, 1, 2, 3], "c2": [0, 1, 2], "c3": [1, 3]}
+    out = apply_filter_decision(model, kept)
+    ref = apply_filter_decision(model, kept, mode="mask")
+    assert out.removed == [] and set(out.masked) == {"c1", "c2", "c3"}
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(out.model(x), ref.model(x))
+    evaluator = MaskedEvaluator(model, x, torch.tensor([0, 1, 2, 0]), ["c1", "c2", "c3"])
+    with torch.no_grad():
+        direct = float(torch.nn.functional.cross_entropy(out.model(x), torch.tensor([0, 1, 2, 0])))
+    assert evaluator.loss(kept) == pytest.approx(direct, rel=1e-5)  # refinement scores the model it builds
+
+
+@pytest.mark.parametrize("channels, sparsity, kept", [(30, 0.55, 14), (15, 0.9, 2), (10, 0.25, 8), (16, 0.5, 8)])
+def test_kept_count_rounds_exact_halves_up(channels: int, sparsity: float, kept: int) -> None:
+    assert kept_count(channels, sparsity) == kept
+
+
 def test_statistics_and_baselines_on_digits_cnn(cnn: nn.Module, calib: EvalData) -> None:
     res = prune_filters(cnn, calib, sparsity=0.5, mu=0.0, seed=0, num_reads=20, measure_speed=False)
     stats = res.stats
@@ -206,6 +246,29 @@ def test_taylor_matches_manual_gradient(cnn: nn.Module) -> None:
     ag = (a * g).flatten(2).sum(2).detach().double()
     assert np.allclose(stats.taylor, ag.abs().mean(0).numpy(), rtol=1e-5, atol=1e-9)
     assert np.allclose(stats.fisher, (ag**2).sum(0).numpy(), rtol=1e-5, atol=1e-12)
+
+
+def test_taylor_is_taken_where_pruning_acts_after_batchnorm() -> None:
+    """Pruning zeroes the BatchNorm's output channel, so that is where the scores are measured."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 4, 3),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].bias.uniform_(-1, 1)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))
+    stats = filter_statistics(model, EvalData("toy", x, y, 3), ["0"])["0"]
+
+    def taylor_at(module: nn.Module) -> np.ndarray:
+        acts = {}
+        handle = module.register_forward_hook(lambda _m, _i, o: acts.setdefault("a", o))
+        out = model(x)
+        handle.remove()
+        (g,) = torch.autograd.grad(nn.functional.cross_entropy(out, y, reduction="sum"), acts["a"])
+        return (acts["a"] * g).flatten(2).sum(2).detach().double().abs().mean(0).numpy()
+
+    assert np.allclose(stats.taylor, taylor_at(model[1]), rtol=1e-5, atol=1e-9)
+    assert not np.allclose(stats.taylor, taylor_at(model[0]), rtol=1e-2)
 
 
 def test_refinement_never_worse_on_calibration_loss(cnn: nn.Module, calib: EvalData) -> None:

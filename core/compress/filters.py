@@ -52,17 +52,21 @@ __all__ = [
     "filter_plans",
 ]
 
+# Operations a removed filter's channel can pass through: each maps an all-zero channel to an
+# all-zero channel (f(0) = 0) and has no per-channel parameters, so removing the channel and
+# zeroing it give the same network. Not sigmoid / hardsigmoid (f(0) = 0.5) nor PReLU (per-channel
+# slopes): a filter followed by those is masked instead.
 _PASS_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
-    nn.Hardtanh, nn.Hardsigmoid, nn.Mish, nn.PReLU, nn.Identity, nn.Dropout, nn.Dropout2d,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish,
+    nn.Hardtanh, nn.Mish, nn.Identity, nn.Dropout, nn.Dropout2d,
     nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
 )  # fmt: skip
 _PASS_FUNCTIONS = {
     F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.hardswish, F.hardtanh, F.mish, F.dropout,
     F.dropout2d, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d,
-    torch.relu, torch.sigmoid, torch.tanh,
+    torch.relu, torch.tanh,
 }  # fmt: skip
-_PASS_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone"}
+_PASS_METHODS = {"relu", "relu_", "tanh", "contiguous", "clone"}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ class EvalData:
         idx = torch.from_numpy(np.random.default_rng(seed).permutation(len(self))[:n])
         return EvalData(f"{self.name}[{n}]", self.images[idx], self.labels[idx], self.num_classes)
 
+    def split(self, n: int, *, seed: int = 0) -> tuple[EvalData, EvalData]:
+        """(a fixed random ``n`` examples, all the others): two disjoint sets."""
+        if not 0 < n < len(self):
+            raise ValueError(f"n must be between 1 and {len(self) - 1}, got {n}")
+        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(self)))
+        first, rest = order[:n], order[n:].sort().values
+        return (
+            EvalData(f"{self.name}[{n}]", self.images[first], self.labels[first], self.num_classes),
+            EvalData(f"{self.name}[rest {len(self) - n}]", self.images[rest], self.labels[rest], self.num_classes),
+        )
+
     def content_hash(self) -> str:
         return self._digest
 

@@ -185,7 +185,8 @@ def kept_count(channels: int, sparsity: float) -> int:
     (rounded half up, at least 1)."""
     channels = _check_int("channels", channels)
     sparsity = _check_sparsity(sparsity)
-    return int(max(1, min(channels, np.floor((1.0 - sparsity) * channels + 0.5))))
+    # rounded to 9 decimals first: (1 - 0.55) * 30 is 13.499999999999998 in floating point, not 13.5
+    return int(max(1, min(channels, np.floor(round((1.0 - sparsity) * channels, 9) + 0.5))))
 
 
 def normalise(importance: Any, similarity: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,8 @@
 """Filter importance and redundancy for hybrid filter pruning (DESIGN section 3, F2).
 
-For every selected Conv2d layer with output activations ``a[n, c, h, w]`` and
+For every selected Conv2d layer with output activations ``a[n, c, h, w]`` (the
+output of the BatchNorm right after it where there is one: pruning a filter
+zeroes that channel, so that is the activation whose loss change is estimated) and
 the gradient ``g = dL/da`` of the *per-sample* cross-entropy (the loss summed
 over the batch, so each sample's gradient is its own), over the calibration
 set of N images:
@@ -145,6 +147,12 @@ def filter_statistics(
         raise InvalidInputError(f"batch_size must be a whole number of at least 1, not {batch_size!r}.")
     names = conv_layer_names(model, layers)
     modules = {n: model.get_submodule(n) for n in names}
+    # Pruning a filter zeroes its BatchNorm's output channel too (removed or masked alike), so the
+    # activation whose loss change the scores estimate is the BatchNorm's output, not the conv's.
+    from core.compress.filters import filter_plans
+
+    plans = filter_plans(model)
+    watched = {n: model.get_submodule(plans[n].batchnorms[0]) if plans[n].batchnorms else modules[n] for n in names}
     per_sample: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     acts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     captured: dict[str, torch.Tensor] = {}
@@ -157,7 +165,7 @@ def filter_statistics(
 
         return hook
 
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in watched.items()]
     was_training = model.training
     model.eval()
     try:
