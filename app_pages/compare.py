@@ -53,8 +53,16 @@ if reports:
     exact = exacts.pop() if len(exacts) == 1 else None
     left.plotly_chart(energy_histogram(energies, exact=exact), key="compare_hist", width="stretch")
     right.plotly_chart(energy_ecdf(energies, exact=exact), key="compare_ecdf", width="stretch")
-    if exact is None and len({r.get("exact", {}) and r["exact"]["energy"] for r in reports.values()}) > 1:
+    methods = {r.get("method") for r in reports.values()}
+    notes = {r["energies_note"] for r in reports.values() if r.get("energies_note")}
+    if len(methods) > 1:
+        st.warning(f"The selected runs are of different methods ({', '.join(sorted(map(str, methods)))}): their "
+                   "energies measure different things and are not comparable. Select runs of one method.",
+                   icon=":material/warning:")
+    elif exact is None and len({r.get("exact", {}) and r["exact"]["energy"] for r in reports.values()}) > 1:
         st.caption("The selected runs solve different QUBOs, so no single exact optimum is marked.")
+    for note in notes:
+        st.caption(f"Energies here: {note}")
 
 left, right = st.columns(2)
 plottable = table.dropna(subset=["accuracy_after", "size_bits_after"])
@@ -70,7 +78,8 @@ if methods_run:
     st.subheader("Against classical baselines")
     st.caption("Every adaround and filter-pruning run stores its classical baselines (round-to-nearest; greedy "
                "Taylor, L1 top-K and the L1-QUBO) evaluated on the same data: the newest runs of each, by bit width "
-               "or sparsity. Only series with the same model and setting compare like with like.")
+               "or sparsity. Only series with the same model and setting compare like with like, and one test "
+               "example is 100/N points of accuracy: small gaps may be a single example.")
     for method in methods_run:
         ids = [int(i) for i in table.loc[table["method"] == method, "id"].head(BASELINE_RUNS)]
         runs = guarded(store.get_many, ids, action="Loading runs") or {}

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.embedding import compute_chain_strength, find_embedding, qpu_graph
 from core.inspect import INSPECTOR_APP_HINT, inspector_app_available, open_in_inspector, preview_inspector_data
+from core.runs import MULTI_QUBO_METHODS
 from core.viz import chain_length_histogram, embedding_view, embedding_view_from_inspector, problem_graph
 from ui.common import guarded, page_intro, require_workspace
 
@@ -25,6 +26,10 @@ if formulation is None:
     st.info("Build a QUBO on the **Formulate** page first.")
     st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
     st.stop()
+if formulation.method in MULTI_QUBO_METHODS:
+    where = ", ".join(f"{k} {formulation.params[k]}" for k in ("layer", "channel") if k in formulation.params)
+    st.info(f"{formulation.method} solves many small QUBOs; this embeds the one shown on Formulate ({where}). A run "
+            "on a QPU-like sampler embeds each batch of them in turn.", icon=":material/info:")
 
 
 

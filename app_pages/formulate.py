@@ -20,10 +20,11 @@ from ui.pipeline import (
 
 page_intro(
     "Formulate",
-    "Each layer (unit) gets one option: prune, a bit width, or keep fp32. The QUBO's energy adds the measured "
-    "loss increase of each choice, a bit-width penalty and a sparsity penalty, and a one-hot penalty that makes "
-    "every unit take exactly one option. Move the sliders: the QUBO is rebuilt from cached sensitivities. "
-    "adaround and filter-pruning solve one small QUBO per output channel or per layer; here you inspect one of them.",
+    "Turn a compression choice into a QUBO and look at it. mixed-precision: each layer (unit) gets one option "
+    "(prune, a bit width, or keep fp32); the energy adds the measured loss increase of each choice, bit-width and "
+    "sparsity penalties, and a one-hot penalty so every unit takes exactly one option. adaround: one QUBO per output "
+    "channel, rounding each weight down or up. filter-pruning: one QUBO per conv layer, choosing the filters to "
+    "keep. The last two solve many small QUBOs; here you inspect one of them.",
 )
 ws = require_workspace()
 KEPT = ("method", "ar_bits", "ar_scale", "ar_layers", "ar_layer", "ar_channel", "fp_sparsity", "fp_importance", "fp_mu",
@@ -38,7 +39,8 @@ with settings:
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
 
-if method == "adaround":
+def adaround_section() -> None:
+    """F3: one output channel's rounding QUBO, and the per-layer errors of the last run."""
     with settings:
         names = quantizable_layers(ws.model)
         bits = st.slider("Bits per weight", 1, 8, 4, key="ar_bits",
@@ -51,6 +53,8 @@ if method == "adaround":
                                    help="The others stay float. A QPU holds only small fully connected "
                                         "problems (about 180 variables on Pegasus), so layers with many weights "
                                         "per output channel need a classical sampler.")
+        if not quantized:
+            st.warning("Choose at least one layer to quantize.", icon=":material/warning:")
         layer = st.selectbox("Layer", names, key="ar_layer", help="The layer whose channel QUBO is shown.")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:
@@ -65,7 +69,7 @@ if method == "adaround":
                               {"layer": layer, "channel": int(channel), "bits": bits, "scale": scale},
                               action="Building the channel QUBO")
         if formulation is None:
-            st.stop()
+            return
         bqm = formulation.bqm
         c = st.columns(4)
         c[0].metric("Variables", bqm.num_variables, help="free weight positions (clipped ones are fixed)")
@@ -85,14 +89,15 @@ if method == "adaround":
                             key="layer_errors", width="stretch")
         st.download_button("Download BQM (JSON)", data=json.dumps(qubo_download(bqm)), file_name="bqm.json",
                            mime="application/json", key="download_bqm")
-    st.stop()
 
-if method == "filter-pruning":
+
+def filter_pruning_section() -> None:
+    """F2: one conv layer's filter QUBO, and the kept filters of the last run."""
     names = prunable_layers(ws.model)
     if not names:
         with results:
             st.info("This model has no conv layers whose filters can be pruned.")
-        st.stop()
+        return
     with settings:
         sparsity = st.slider("Filter sparsity (fraction removed)", 0.0, 0.95, 0.5, 0.05, key="fp_sparsity")
         importance = st.selectbox("Importance", ["taylor", "fisher", "l1"], key="fp_importance",
@@ -111,12 +116,12 @@ if method == "filter-pruning":
     with results:
         stats = guarded(filter_stats_for, ws, layer, action="Measuring filter importance")
         if stats is None:
-            st.stop()
+            return
         formulation = guarded(formulation_for, ws, method,
                               {"layer": layer, "sparsity": sparsity, "importance": importance, "mu": mu},
                               {"stats": stats}, action="Building the filter QUBO")
         if formulation is None:
-            st.stop()
+            return
         bqm = formulation.bqm
         c = st.columns(4)
         c[0].metric("Variables", bqm.num_variables, help="one per filter: 1 keeps it")
@@ -136,76 +141,82 @@ if method == "filter-pruning":
                             width="stretch")
         st.download_button("Download BQM (JSON)", data=json.dumps(qubo_download(bqm)), file_name="bqm.json",
                            mime="application/json", key="download_bqm")
-    st.stop()
 
-remember_widgets(*KEPT)
-with settings:
-    options = st.multiselect("Options per unit", ["prune", 1, 2, 3, 4, 5, 6, 7, 8, "keep"],
-                             default=["prune", 2, 4, 8, "keep"], key="options",
-                             help="prune zeroes the unit; b bits quantizes weights symmetrically per output "
-                                  "channel; keep leaves fp32. The final classifier is never pruned.")
-    lambda_bits = st.slider("λ bits (size penalty)", 0.0, 5.0, 1.0, 0.05, key="lambda_bits",
-                            help="Weight of the normalised size term: higher favours fewer bits.")
-    lambda_sparsity = st.slider("λ sparsity", 0.0, 5.0, 0.0, 0.05, key="lambda_sparsity",
-                                help="Weight of the fraction of parameters kept: higher favours pruning.")
-    budget_mode = st.radio("Size budget", ["none", "ratio of fp32 size"], horizontal=True, key="budget_mode")
-    budget_ratio, budget_encoding = None, "capacity"
-    if budget_mode != "none":
-        budget_ratio = st.slider("Keep at most this fraction of the fp32 size", 0.02, 1.0, 0.25, 0.01,
-                                 key="budget_ratio")
-        budget_encoding = st.radio(
-            "Budget encoding", ["capacity", "slack"], horizontal=True, key="budget_encoding",
-            help="capacity: bisect λ bits until the optimum fits (sparse QUBO, embeddable). slack: a quadratic "
-                 "penalty with slack variables (exact but dense and hard for annealers).")
-    groups = st.number_input("Channel groups per layer (fine-grained)", 1, 16, 1, key="groups")
-    pairwise = st.toggle("Pairwise terms for neighbouring units", key="pairwise",
-                         help="Measures joint minus individual loss increases: slower, more accurate.")
-    sensitivity = st.selectbox("Sensitivity", ["measured", "hessian", "magnitude"], key="sensitivity",
-                               help="measured: loss increase on calibration data. hessian: Hutchinson trace x "
-                                    "quantization noise. magnitude: squared weight perturbation.")
-    log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
 
-if method not in IMPLEMENTED_METHODS:
+def mixed_precision_section() -> None:
+    """F1: the whole mixed-precision QUBO."""
+    remember_widgets(*KEPT)
+    with settings:
+        options = st.multiselect("Options per unit", ["prune", 1, 2, 3, 4, 5, 6, 7, 8, "keep"],
+                                 default=["prune", 2, 4, 8, "keep"], key="options",
+                                 help="prune zeroes the unit; b bits quantizes weights symmetrically per output "
+                                      "channel; keep leaves fp32. The final classifier is never pruned.")
+        lambda_bits = st.slider("λ bits (size penalty)", 0.0, 5.0, 1.0, 0.05, key="lambda_bits",
+                                help="Weight of the normalised size term: higher favours fewer bits.")
+        lambda_sparsity = st.slider("λ sparsity", 0.0, 5.0, 0.0, 0.05, key="lambda_sparsity",
+                                    help="Weight of the fraction of parameters kept: higher favours pruning.")
+        budget_mode = st.radio("Size budget", ["none", "ratio of fp32 size"], horizontal=True, key="budget_mode")
+        budget_ratio, budget_encoding = None, "capacity"
+        if budget_mode != "none":
+            budget_ratio = st.slider("Keep at most this fraction of the fp32 size", 0.02, 1.0, 0.25, 0.01,
+                                     key="budget_ratio")
+            budget_encoding = st.radio(
+                "Budget encoding", ["capacity", "slack"], horizontal=True, key="budget_encoding",
+                help="capacity: bisect λ bits until the optimum fits (sparse QUBO, embeddable). slack: a quadratic "
+                     "penalty with slack variables (exact but dense and hard for annealers).")
+        groups = st.number_input("Channel groups per layer (fine-grained)", 1, 16, 1, key="groups")
+        pairwise = st.toggle("Pairwise terms for neighbouring units", key="pairwise",
+                             help="Measures joint minus individual loss increases: slower, more accurate.")
+        sensitivity = st.selectbox("Sensitivity", ["measured", "hessian", "magnitude"], key="sensitivity",
+                                   help="measured: loss increase on calibration data. hessian: Hutchinson trace x "
+                                        "quantization noise. magnitude: squared weight perturbation.")
+        log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
+
+    if method not in IMPLEMENTED_METHODS:
+        with results:
+            st.info(f"The **{method}** method is not available in this version yet; choose mixed-precision.")
+        return
+
+    formulation_options = {
+        "options": [o for o in options] or None,
+        "lambda_bits": lambda_bits,
+        "lambda_sparsity": lambda_sparsity,
+        "budget_ratio": budget_ratio,
+        "budget_encoding": budget_encoding,
+        "groups": int(groups),
+        "pairwise": pairwise,
+        "sensitivity": sensitivity,
+    }
+
     with results:
-        st.info(f"The **{method}** method is not available in this version yet; choose mixed-precision.")
-    st.stop()
-
-formulation_options = {
-    "options": [o for o in options] or None,
-    "lambda_bits": lambda_bits,
-    "lambda_sparsity": lambda_sparsity,
-    "budget_ratio": budget_ratio,
-    "budget_encoding": budget_encoding,
-    "groups": int(groups),
-    "pairwise": pairwise,
-    "sensitivity": sensitivity,
-}
-
-with results:
-    formulation = guarded(formulation_for, ws, method, formulation_options, action="Building the QUBO")
-    if formulation is None:
-        formulation = st.session_state.get("formulation")
+        formulation = guarded(formulation_for, ws, method, formulation_options, action="Building the QUBO")
         if formulation is None:
-            st.stop()
-        st.caption("Showing the previous QUBO.")
-    bqm = formulation.bqm
-    n, m = bqm.num_variables, bqm.num_interactions
-    density = 2 * m / (n * (n - 1)) if n > 1 else 0.0
-    c = st.columns(4)
-    c[0].metric("Variables", n)
-    c[1].metric("Interactions", m)
-    c[2].metric("Density", f"{density:.1%}")
-    budget = formulation.tables.get("budget_bits")
-    c[3].metric("Budget", human_bits(budget) if budget else "none")
-    st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
-    st.markdown("**Distortion, cost and energy per unit and option**")
-    rows = [
-        {"unit": u["name"], "params": u["params"], "option": str(o["option"]), "distortion": o["distortion"],
-         "cost (bits)": o["cost_bits"], "kept params": o["kept_params"], "energy": o["energy"]}
-        for u in formulation.tables.get("units", []) for o in u["options"]
-    ]
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"distortion": st.column_config.NumberColumn(format="%.4g"),
-                                "energy": st.column_config.NumberColumn(format="%.4g")})
-    st.download_button("Download BQM (JSON)", data=json.dumps(qubo_download(bqm)), file_name="bqm.json",
-                       mime="application/json", key="download_bqm")
+            formulation = st.session_state.get("formulation")
+            if formulation is None:
+                return
+            st.caption("Showing the previous QUBO.")
+        bqm = formulation.bqm
+        n, m = bqm.num_variables, bqm.num_interactions
+        density = 2 * m / (n * (n - 1)) if n > 1 else 0.0
+        c = st.columns(4)
+        c[0].metric("Variables", n)
+        c[1].metric("Interactions", m)
+        c[2].metric("Density", f"{density:.1%}")
+        budget = formulation.tables.get("budget_bits")
+        c[3].metric("Budget", human_bits(budget) if budget else "none")
+        st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
+        st.markdown("**Distortion, cost and energy per unit and option**")
+        rows = [
+            {"unit": u["name"], "params": u["params"], "option": str(o["option"]), "distortion": o["distortion"],
+             "cost (bits)": o["cost_bits"], "kept params": o["kept_params"], "energy": o["energy"]}
+            for u in formulation.tables.get("units", []) for o in u["options"]
+        ]
+        st.dataframe(rows, hide_index=True, width="stretch",
+                     column_config={"distortion": st.column_config.NumberColumn(format="%.4g"),
+                                    "energy": st.column_config.NumberColumn(format="%.4g")})
+        st.download_button("Download BQM (JSON)", data=json.dumps(qubo_download(bqm)), file_name="bqm.json",
+                           mime="application/json", key="download_bqm")
+
+
+# Sections return instead of calling st.stop(), so app.py's sidebar summary is redrawn after the page.
+{"adaround": adaround_section, "filter-pruning": filter_pruning_section}.get(method, mixed_precision_section)()

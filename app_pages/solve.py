@@ -1,5 +1,6 @@
 """Solve: sample the QUBO, compare with the exact optimum, compress and evaluate."""
 
+import contextlib
 import time
 
 import streamlit as st
@@ -84,12 +85,22 @@ def _sampler_params():
     return sampler_params
 
 
+@contextlib.contextmanager
+def _failed(status):
+    """Mark the status box as failed when the run raises (the error itself is shown by guarded)."""
+    try:
+        yield
+    except Exception:
+        status.update(label="Failed: see the message below", state="error", expanded=False)
+        raise
+
+
 def _solve_multi():
     settings = st.session_state.get("method_options") or {}
     if settings.get("method") != formulation.method:
         raise InvalidInputError("Open the Formulate page again to choose this method's settings.")
     config = {"token": token} if token and info.needs_token else None
-    with st.status(f"Running {formulation.method} with {sampler}...", expanded=True) as status:
+    with st.status(f"Running {formulation.method} with {sampler}...", expanded=True) as status, _failed(status):
         report, _bqm = run_method(ws, formulation.method, sampler=sampler, num_reads=int(reads), seed=int(seed),
                                   options=settings["options"], sampler_params=_sampler_params(),
                                   sampler_config=config, progress=lambda _f, message: status.write(message))
@@ -103,7 +114,7 @@ def _solve_multi():
 def _solve():
     sampler_params = _sampler_params()
     config = {"token": token} if token and info.needs_token else None
-    with st.status(f"Solving with {sampler}...", expanded=True) as status:
+    with st.status(f"Solving with {sampler}...", expanded=True) as status, _failed(status):
         report = complete_run(ws, formulation, sampler=sampler, num_reads=int(reads), seed=int(seed),
                               sampler_params=sampler_params, sampler_config=config,
                               build_s=st.session_state.get("formulation_build_s", 0.0), stage=status.write)
@@ -141,8 +152,15 @@ def _show_multi(report):
     st.dataframe(rows, hide_index=True, width="stretch", key="baselines_table",
                  column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                 "compression": st.column_config.NumberColumn(format="%.2fx")})
+    if metrics["accuracy_after"] <= 1.5 / ws.data.num_classes:
+        st.warning("The compressed model is at chance level: it no longer classifies. Use more bits or a lower "
+                   "sparsity.", icon=":material/warning:")
     if report["method"] == "adaround":
         st.plotly_chart(layer_error_bars(report["layers"]), key="layer_errors", width="stretch")
+        st.caption("Layer errors are measured on the calibration data the rounding was fitted to, and a lower error "
+                   "does not always mean a higher accuracy: at 1 bit on digits-cnn the QUBO's errors are far lower "
+                   "and its accuracy is lower (benchmarks/RESULTS.md). Compare with --scale mse too: min-max makes "
+                   "round-to-nearest weak at 2-3 bits.")
     else:
         channels = {r["layer"]: r["channels"] for r in report["layers"]}
         st.plotly_chart(kept_filters_map(kept_per_layer(report), channels), key="kept_filters", width="stretch")

@@ -26,6 +26,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     app.selectbox(key="method").set_value("adaround").run()
     ok(app)
     assert metrics(app)["Variables"] == "8"  # conv1 channel 0 at 4 bits: 9 weights, one fixed by clipping
+    assert any(c.value.startswith("QUBO: 8 variables") for c in app.sidebar.caption)  # the sidebar follows
     assert app.session_state["formulation"].method == "adaround"
     assert len(charts(app)) == 1  # the heatmap; the error chart needs a run
     app.slider(key="ar_bits").set_value(2).run()
@@ -102,6 +103,12 @@ def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
     ok(app)
     assert any("Layer fc has output channels with 512 rounding variables" in e.value for e in app.error)
     assert app.session_state.get("last_report") is None  # nothing half-done is shown
+    def labels(node):
+        for child in node.children.values() if isinstance(getattr(node, "children", None), dict) else []:
+            yield type(child).__name__, getattr(child, "label", "")
+            yield from labels(child)
+
+    assert ("Status", "Failed: see the message below") in set(labels(app.main))  # not spinning on "Running..."
 
     app.switch_page("app_pages/formulate.py").run()
     app.multiselect(key="ar_layers").set_value(["conv1"]).run()

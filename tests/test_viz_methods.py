@@ -66,8 +66,9 @@ def test_baseline_comparison_filter_pruning_uses_mean_sparsity_and_every_baselin
                             "l1_topk": {"label": "L1 top-K", "accuracy": 0.93},
                             "l1_qubo": {"label": "L1-QUBO", "accuracy": None}}}  # not computed: no point
     fig = baseline_comparison({5: report}, "filter-pruning")
-    assert sorted(t.name for t in fig.data) == ["digits-cnn, taylor: L1 top-K", "digits-cnn, taylor: QUBO",
-                                                 "digits-cnn, taylor: greedy Taylor"]
+    assert sorted(t.name for t in fig.data) == ["digits-cnn, taylor: QUBO", "digits-cnn: L1 top-K",
+                                                 "digits-cnn: greedy Taylor"]
+    assert len({t.marker.symbol for t in fig.data}) == 3
     assert all(list(t.x) == [0.375] for t in fig.data)
 
 

@@ -301,8 +301,9 @@ def _does_not_fit(
         f"This problem ({n:,} variables, {m:,} interactions) does not fit on the "
         f"{topo.label} QPU graph ({topo.num_qubits:,} qubits{capacity}): the {how} found "
         "no way to place it. Ways out: a smaller problem (mixed precision: the capacity budget "
-        "mode or fewer groups per layer), a classical sampler such as sa or tabu, or the "
-        "leap-hybrid solver, which accepts large problems."
+        "mode or fewer groups per layer; adaround and filter pruning: a layer with fewer weights "
+        "per channel or fewer filters), a classical sampler such as sa or tabu, or, with a D-Wave "
+        "token, the leap-hybrid solver, which accepts large problems."
     )
 
 

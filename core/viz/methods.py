@@ -107,29 +107,34 @@ def baseline_comparison(reports: Mapping[int, Mapping[str, Any]], method: str, *
         try:
             x = _baseline_x(report)
             params = report["params"]
-            variant = params.get("scale") if method == "adaround" else params.get("importance")
-            prefix = f"{report.get('model', '?')}, {variant}: "
-            points = [("QUBO", report["metrics"]["accuracy_after"])]
-            points += [(b.get("label", name), b.get("accuracy")) for name, b in report.get("baselines", {}).items()]
+            model = report.get("model", "?")
+            # the QUBO's own setting names its series; a baseline depends on the scale (adaround) or on
+            # nothing but the model and sparsity (filter pruning's baselines do not use the importance)
+            qubo_name = f"{model}, {params.get('scale') if method == 'adaround' else params.get('importance')}: QUBO"
+            base_prefix = f"{model}, {params.get('scale')}: " if method == "adaround" else f"{model}: "
+            points = [(qubo_name, report["metrics"]["accuracy_after"])]
+            points += [(base_prefix + b.get("label", name), b.get("accuracy"))
+                       for name, b in report.get("baselines", {}).items()]
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"Run #{run_id} is not a complete {method} report.") from exc
         for label, acc in points:
             if acc is None:
                 continue
-            xs, ys, ids = series.setdefault(prefix + label, ([], [], []))
+            xs, ys, ids = series.setdefault(label, ([], [], []))
             xs.append(x)
             ys.append(100.0 * float(acc))
             ids.append(f"#{run_id}")
     if not series:
         return empty_figure(title, f"No saved {method} runs yet: run {method} on the Solve page.")
     fig = go.Figure()
+    baseline_symbols = iter(["diamond-open", "square-open", "triangle-up-open", "x-thin-open", "star-open"] * 8)
     for i, (name, (xs, ys, ids)) in enumerate(sorted(series.items())):
         order = np.argsort(xs, kind="stable")
         qubo = name.endswith(": QUBO")
         fig.add_scatter(
             name=name, x=[xs[k] for k in order], y=[ys[k] for k in order], text=[ids[k] for k in order],
-            mode="lines+markers", marker={"color": colour(i), "size": 10 if qubo else 8,
-                                          "symbol": "circle" if qubo else "diamond-open"},
+            mode="lines+markers", marker={"color": colour(i), "size": 10 if qubo else 9,
+                                          "symbol": "circle" if qubo else next(baseline_symbols)},
             line={"color": colour(i), "width": 2 if qubo else 1, "dash": "solid" if qubo else "dot"},
             hovertemplate="%{text} " + name + "<br>%{x}: %{y:.2f}%<extra></extra>",
         )
@@ -137,5 +142,7 @@ def baseline_comparison(reports: Mapping[int, Mapping[str, Any]], method: str, *
                 legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
     fig.update_layout(margin={"b": 150})  # room for the legend below the plot
     if method == "adaround":
-        fig.update_xaxes(dtick=1)  # bit widths are whole numbers
+        fig.update_xaxes(dtick=1, range=[0.5, 8.5])  # bit widths are whole numbers
+    else:
+        fig.update_xaxes(range=[-0.02, 1.0])
     return fig
