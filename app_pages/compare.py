@@ -67,7 +67,8 @@ if reports:
 left, right = st.columns(2)
 plottable = table.dropna(subset=["accuracy_after", "size_bits_after"])
 if not plottable.empty:
-    left.plotly_chart(pareto_scatter(plottable), key="pareto", width="stretch")
+    by_run_kind = plottable.assign(run_kind=plottable["method"].astype(str) + " / " + plottable["sampler"].astype(str))
+    left.plotly_chart(pareto_scatter(by_run_kind, color="run_kind"), key="pareto", width="stretch")
 latest = reports.get(chosen_ids[0]) if reports else None
 if latest and latest.get("units"):
     right.plotly_chart(sensitivity_heatmap(latest["units"], log_scale=True), key="sensitivity", width="stretch")

@@ -162,6 +162,8 @@ def _show_multi(report):
                    "and its accuracy is lower (benchmarks/RESULTS.md). Compare with --scale mse too: min-max makes "
                    "round-to-nearest weak at 2-3 bits.")
     else:
+        st.caption("On the built-in digits-cnn the Taylor-importance QUBO reaches a lower cross-entropy than the "
+                   "L1-QUBO but not a higher accuracy (benchmarks/RESULTS.md); μ and the importance matter a lot.")
         channels = {r["layer"]: r["channels"] for r in report["layers"]}
         st.plotly_chart(kept_filters_map(kept_per_layer(report), channels), key="kept_filters", width="stretch")
     st.dataframe(report["layers"], hide_index=True, width="stretch", key="layers_table")

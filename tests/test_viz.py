@@ -519,7 +519,7 @@ def test_pareto_scatter_highlights_front() -> None:
     assert list(front.y) == [0.90, 0.95, 0.97]
     assert list(front.customdata) == [1, 2, 4]
     assert "3 of 4 runs" in fig.layout.title.text
-    assert fig.layout.xaxis.title.text == "size bits after"
+    assert fig.layout.xaxis.title.text == "size after compression (bits)"
     assert len(pareto_scatter(df.iloc[4:]).data) == 0
 
 

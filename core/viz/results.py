@@ -115,6 +115,9 @@ def decision_bars(
     )
 
 
+AXIS_TITLES = {"size_bits_after": "size after compression (bits)", "accuracy_after": "accuracy after compression"}
+
+
 def pareto_scatter(
     df: pd.DataFrame,
     *,
@@ -185,12 +188,12 @@ def pareto_scatter(
             hovertemplate=f"Pareto: %{{text}}<br>{x}: %{{x:,.4g}}<br>{y}: %{{y:.4g}}<extra></extra>",
         )
     )
-    fig.update_xaxes(title_text=x.replace("_", " "))
-    fig.update_yaxes(title_text=y.replace("_", " "))
+    fig.update_xaxes(title_text=AXIS_TITLES.get(x, x.replace("_", " ")))
+    fig.update_yaxes(title_text=AXIS_TITLES.get(y, y.replace("_", " ")))
     if y.startswith("accuracy"):
         # accuracies are fractions: never let autoscale run past 0..1
         low = float(data[y].min())
-        fig.update_yaxes(range=[max(0.0, low - 0.05), 1.01], tickformat=".0%")
+        fig.update_yaxes(range=[max(0.0, low - 0.05), 1.0 + 1e-9], tickformat=".0%")
     xs = data[x].to_numpy(dtype=float)
     if xs.max() - xs.min() < 1e-9 * max(1.0, abs(xs.max())) or xs.max() <= 1.05 * xs.min():
         # all runs (nearly) the same size: a symmetric window instead of a degenerate range
