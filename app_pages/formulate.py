@@ -39,6 +39,15 @@ with settings:
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
 
+def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str | None]) -> None:
+    """Variables and interactions of the shown subproblem, then ``(label, value, help)`` metrics."""
+    columns = st.columns(2 + len(extra))
+    columns[0].metric("Variables", bqm.num_variables, help=variables_help)
+    columns[1].metric("Interactions", bqm.num_interactions)
+    for column, (label, value, help_text) in zip(columns[2:], extra, strict=True):
+        column.metric(label, value, help=help_text)
+
+
 def adaround_section() -> None:
     """F3: one output channel's rounding QUBO, and the per-layer errors of the last run."""
     with settings:
@@ -71,12 +80,10 @@ def adaround_section() -> None:
         if formulation is None:
             return
         bqm = formulation.bqm
-        c = st.columns(4)
-        c[0].metric("Variables", bqm.num_variables, help="free weight positions (clipped ones are fixed)")
-        c[1].metric("Interactions", bqm.num_interactions)
-        c[2].metric("Weights per channel", formulation.params["f"])
-        c[3].metric("RTN energy", f"{formulation.tables['rtn_energy']:.4g}",
-                    help="round-to-nearest's squared output error on this channel (the QUBO's energy there)")
+        subproblem_metrics(bqm, "free weight positions (clipped ones are fixed)",
+                           ("Weights per channel", formulation.params["f"], None),
+                           ("RTN energy", f"{formulation.tables['rtn_energy']:.4g}",
+                            "round-to-nearest's squared output error on this channel (the QUBO's energy there)"))
         st.caption(f"{layer} output channel {channel}: energy = squared pre-activation error over "
                    f"{formulation.params['rows']} calibration rows when each weight is rounded down (0) or up (1).")
         st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
@@ -123,11 +130,8 @@ def filter_pruning_section() -> None:
         if formulation is None:
             return
         bqm = formulation.bqm
-        c = st.columns(4)
-        c[0].metric("Variables", bqm.num_variables, help="one per filter: 1 keeps it")
-        c[1].metric("Interactions", bqm.num_interactions)
-        c[2].metric("Filters kept (K)", formulation.params["k"])
-        c[3].metric("μ", f"{mu:.2f}")
+        subproblem_metrics(bqm, "one per filter: 1 keeps it", ("Filters kept (K)", formulation.params["k"], None),
+                           ("μ", f"{mu:.2f}", None))
         st.caption("The capacity search on Solve shifts the linear terms until the best sample keeps exactly K "
                    "filters; shown here at zero shift.")
         st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
