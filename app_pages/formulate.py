@@ -84,8 +84,11 @@ def adaround_section() -> None:
                            ("Weights per channel", formulation.params["f"], None),
                            ("RTN energy", f"{formulation.tables['rtn_energy']:.4g}",
                             "round-to-nearest's squared output error on this channel (the QUBO's energy there)"))
+        fixed = formulation.tables.get("fixed", [])
         st.caption(f"{layer} output channel {channel}: energy = squared pre-activation error over "
-                   f"{formulation.params['rows']} calibration rows when each weight is rounded down (0) or up (1).")
+                   f"{formulation.params['rows']} calibration rows when each weight is rounded down (0) or up (1)."
+                   + (f" Weight position(s) {', '.join(map(str, fixed))} sit at the grid's edge, so clipping fixes "
+                      "them and they are not variables." if fixed else ""))
         st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
         report = method_report(method)
         if report is None:

@@ -14,6 +14,27 @@ from ui.common import before_after_metrics, guarded, human_bits, page_intro, req
 from ui.pipeline import keep_widget, parse_param, remember_widgets, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
+# per-layer table columns of the multi-QUBO reports: (label, explanation)
+LAYER_COLUMNS = {
+    "f": ("weights per channel", "weights of one output channel (its QUBO has this many variables, fewer if clipped)"),
+    "qubo_vars": ("QUBO size", "variables of each channel QUBO before clipping fixed some"),
+    "free_vars": ("free variables", "QUBO variables over all channels after clipping"),
+    "error_qubo": ("error QUBO", "relative squared output error of the layer, QUBO rounding, on calibration data"),
+    "error_rtn": ("error RTN", "the same for round-to-nearest"),
+    "ratio": ("error ratio", "error QUBO / error RTN"),
+    "drift_qubo": ("drift QUBO", "relative error against the float network's output (earlier layers rounded too)"),
+    "drift_rtn": ("drift RTN", "the same for round-to-nearest"),
+    "energy_ratio": ("energy ratio", "sum of channel QUBO energies / round-to-nearest's"),
+    "polished_channels": ("descent improved", "channels where descent improved the sampler's best read"),
+    "rtn_descent_channels": ("descent from RTN won", "channels where descent from round-to-nearest beat the sampler"),
+    "rtn_kept_channels": ("RTN kept", "channels where nothing beat round-to-nearest"),
+    "k": ("K kept", "filters kept (exact, by capacity search)"),
+    "objective": ("objective", "QUBO objective of the kept set (importance and redundancy terms)"),
+    "penalty": ("P", "count penalty of the capacity search at the end"),
+    "shift": ("shift", "linear shift found by the capacity search"),
+    "hit": ("exactly K", "a sample kept exactly K filters"),
+    "polish_swaps": ("swaps", "1-swap descent moves after the sampler"),
+}
 # kept across page switches (not the token: it stays only in its own widget)
 KEPT = ("sampler", "reads", "reads_adaround", "reads_filter-pruning", "solve_seed")
 
@@ -166,7 +187,9 @@ def _show_multi(report):
                    "L1-QUBO but not a higher accuracy (benchmarks/RESULTS.md); μ and the importance matter a lot.")
         channels = {r["layer"]: r["channels"] for r in report["layers"]}
         st.plotly_chart(kept_filters_map(kept_per_layer(report), channels), key="kept_filters", width="stretch")
-    st.dataframe(report["layers"], hide_index=True, width="stretch", key="layers_table")
+    st.dataframe(report["layers"], hide_index=True, width="stretch", key="layers_table",
+                 column_config={name: st.column_config.Column(label, help=text)
+                                for name, (label, text) in LAYER_COLUMNS.items()})
 
 
 if run:
