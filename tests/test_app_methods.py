@@ -118,3 +118,18 @@ def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
     report = app.session_state["last_report"]
     assert report["params"]["layers"] == ["conv1"] and report["params"]["max_batch_variables"] == 180
     assert metrics(app)["Subproblems"] == "16"
+
+
+def test_layer_choices_of_a_previous_model_give_way_to_the_new_models_layers(app):
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    app.multiselect(key="ar_layers").set_value(["conv1", "fc"]).run()
+    app.selectbox(key="ar_layer").set_value("conv2").run()
+    app.switch_page("app_pages/model.py").run()
+    app.selectbox(key="builtin_model").set_value("digits-mlp").run()
+    app.button(key="load_model").click().run()
+    app.switch_page("app_pages/formulate.py").run()
+    ok(app)
+    assert app.multiselect(key="ar_layers").value == ["fc1", "fc2", "fc3"]
+    assert app.selectbox(key="ar_layer").value == "fc1"
+    assert not app.warning  # no "choose at least one layer"
