@@ -182,7 +182,7 @@ def _show_multi(report):
         st.plotly_chart(layer_error_bars(report["layers"]), key="layer_errors", width="stretch")
         st.caption("Layer errors are measured on the calibration data the rounding was fitted to, and a lower error "
                    "does not always mean a higher accuracy: at 1 bit on digits-cnn the QUBO's errors are far lower "
-                   "and its accuracy is lower (benchmarks/RESULTS.md). Compare with --scale mse too: min-max makes "
+                   "and its accuracy is lower (benchmarks/RESULTS.md). Try Scale = mse on Formulate too: min-max makes "
                    "round-to-nearest weak at 2-3 bits.")
     else:
         st.caption("On the built-in digits-cnn the Taylor-importance QUBO reaches a lower cross-entropy than the "
