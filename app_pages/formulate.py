@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from core.formulations.filter_pruning import DEFAULT_MU
 from core.methods.adaround import quantizable_layers
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
@@ -123,7 +124,7 @@ def filter_pruning_section() -> None:
         sparsity = st.slider("Filter sparsity (fraction removed)", 0.0, 0.95, 0.5, 0.05, key="fp_sparsity")
         importance = st.selectbox("Importance", ["taylor", "fisher", "l1"], key="fp_importance",
                                   help="taylor: |activation x gradient|; fisher: squared; l1: filter weight norm.")
-        mu = st.slider("μ (redundancy weight)", 0.0, 2.0, 0.5, 0.05, key="fp_mu",
+        mu = st.slider("μ (redundancy weight)", 0.0, 2.0, DEFAULT_MU, 0.05, key="fp_mu",
                        help="0 keeps the top-K by importance; higher avoids keeping filters that fire alike.")
         layer = st.selectbox("Layer", names, key="fp_layer")
         refine = st.toggle("Tensor-train refinement (ttopt)", key="fp_refine")

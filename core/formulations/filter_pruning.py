@@ -98,7 +98,7 @@ from core.sensitivity.filters import (
 from core.solvers import solve
 
 METHOD = "filter-pruning"
-DEFAULT_MU = 0.5
+DEFAULT_MU = 1.0  # chosen on the validation split by benchmarks/filter_pruning.py (Taylor and L1 alike)
 DEFAULT_PENALTY = 0.1
 BASELINES = ("greedy_taylor", "l1_topk", "l1_qubo")
 REFINE_KINDS = ("tt",)
