@@ -40,15 +40,6 @@ with settings:
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
 
-def forget_other_models_layers(names: list[str], *keys: str) -> None:
-    """Drop kept layer choices that name layers of a previously loaded model (defaults apply again)."""
-    for key in keys:
-        value = st.session_state.get(key)
-        chosen = value if isinstance(value, list) else [value]
-        if value is not None and not set(chosen) <= set(names):
-            del st.session_state[key]
-
-
 def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str | None]) -> None:
     """Variables and interactions of the shown subproblem, then ``(label, value, help)`` metrics."""
     columns = st.columns(2 + len(extra))
@@ -62,7 +53,6 @@ def adaround_section() -> None:
     """F3: one output channel's rounding QUBO, and the per-layer errors of the last run."""
     with settings:
         names = quantizable_layers(ws.model)
-        forget_other_models_layers(names, "ar_layer", "ar_layers")
         bits = st.slider("Bits per weight", 1, 8, 4, key="ar_bits",
                          help="Every Conv2d/Linear layer is rounded to this many bits (biases stay fp32).")
         scale = st.selectbox("Scale", ["minmax", "mse"], key="ar_scale",
@@ -115,7 +105,6 @@ def adaround_section() -> None:
 def filter_pruning_section() -> None:
     """F2: one conv layer's filter QUBO, and the kept filters of the last run."""
     names = prunable_layers(ws.model)
-    forget_other_models_layers(names, "fp_layer")
     if not names:
         with results:
             st.info("This model has no conv layers whose filters can be pruned.")

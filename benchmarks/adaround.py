@@ -67,10 +67,8 @@ def run(
     calib = split.train.subset(calib_size, seed=seed)
     solver, sample_kwargs, max_vars = None, {"num_sweeps": num_sweeps}, None
     if sampler is not None:
-        solver = RegistrySampler(sampler, params={"num_sweeps": num_sweeps})
+        solver = RegistrySampler(sampler, params={"num_sweeps": num_sweeps}, dense=True)
         max_vars, sample_kwargs = solver.max_dense_variables, {}
-        if max_vars is not None:
-            solver.params["embedding_method"] = "clique"
     results = {}
     for name in models:
         model = load_model(name)

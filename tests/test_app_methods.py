@@ -15,6 +15,15 @@ def app(tmp_path, monkeypatch) -> AppTest:
     return load_digits_cnn(start_app(tmp_path, monkeypatch, timeout=TIMEOUT))
 
 
+def run_on_solve(at: AppTest, sampler: str, method: str, *, reads: int) -> AppTest:
+    """Open Solve, pick ``sampler`` and the reads per batch, click Run."""
+    at.switch_page("app_pages/solve.py").run()
+    at.selectbox(key="sampler").set_value(sampler).run()
+    at.number_input(key=f"reads_{method}").set_value(reads).run()
+    at.button(key="run_button").click().run()
+    return ok(at)
+
+
 def charts(at: AppTest) -> list:
     return at.get("plotly_chart")
 
@@ -36,11 +45,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     f = app.session_state["formulation"]
     assert (f.params["layer"], f.params["channel"], f.params["bits"]) == ("conv2", 3, 2)
 
-    app.switch_page("app_pages/solve.py").run()
-    app.selectbox(key="sampler").set_value("sa").run()
-    app.number_input(key="reads_adaround").set_value(2).run()
-    app.button(key="run_button").click().run()
-    ok(app)
+    run_on_solve(app, "sa", "adaround", reads=2)
     report = app.session_state["last_report"]
     assert report["method"] == "adaround" and report["params"]["bits"] == 2
     m = metrics(app)
@@ -73,11 +78,7 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     ok(app)
     assert metrics(app)["Variables"] == "32"
 
-    app.switch_page("app_pages/solve.py").run()
-    app.selectbox(key="sampler").set_value("sa").run()
-    app.number_input(key="reads_filter-pruning").set_value(10).run()
-    app.button(key="run_button").click().run()
-    ok(app)
+    run_on_solve(app, "sa", "filter-pruning", reads=10)
     report = app.session_state["last_report"]
     assert report["method"] == "filter-pruning" and report["params"]["importance"] == "fisher"
     assert metrics(app)["Subproblems"] == "2"
@@ -96,11 +97,7 @@ def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
     app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("adaround").run()
     app.slider(key="ar_bits").set_value(1).run()
-    app.switch_page("app_pages/solve.py").run()
-    app.selectbox(key="sampler").set_value("mock-qpu-pegasus").run()
-    app.number_input(key="reads_adaround").set_value(2).run()
-    app.button(key="run_button").click().run()
-    ok(app)
+    run_on_solve(app, "mock-qpu-pegasus", "adaround", reads=2)
     assert any("Layer fc has output channels with 512 rounding variables" in e.value for e in app.error)
     assert app.session_state.get("last_report") is None  # nothing half-done is shown
     def labels(node):

@@ -3,9 +3,15 @@
 import streamlit as st
 
 DOWNSTREAM = ("formulation", "formulation_key", "embedding", "solve_result", "last_report")
+#: widgets whose values name the model's own layers (and their kept copies, see ui.pipeline.keep_widget)
+MODEL_WIDGETS = ("ar_layers", "ar_layer", "fp_layer")
 
 
 def reset_downstream() -> None:
-    """A new model invalidates its QUBO, embedding and solve results (saved runs stay)."""
+    """A new model invalidates its QUBO, embedding and solve results (saved runs stay),
+    and the layer choices made for the previous model (their defaults apply again)."""
     for key in DOWNSTREAM:
         st.session_state.pop(key, None)
+    for key in MODEL_WIDGETS:
+        st.session_state.pop(key, None)
+        st.session_state.pop(f"_kept_{key}", None)

@@ -103,9 +103,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
 
     num_reads = check_reads(num_reads)
     report_progress = progress or (lambda _f, _m: None)
-    solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params)
-    if solver.max_dense_variables is not None:
-        solver.params.setdefault("embedding_method", "clique")
+    solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params, dense=True)
     t0 = time.perf_counter()
     result = quantize_model_adaround(
         ws.model, ws.calibration, bits=bits, scale=scale, sampler=solver, num_reads=num_reads, seed=seed,

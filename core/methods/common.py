@@ -26,10 +26,14 @@ Progress = Callable[[float, str], None]
 class RegistrySampler:
     """``fn(bqm, *, num_reads, seed, **params) -> SampleSet`` over
     :func:`core.solvers.solve` with a named registry sampler (what the engines
-    accept as a sampler), summing the embed/sample times it reports."""
+    accept as a sampler), summing the embed/sample times it reports.
+
+    ``dense=True`` says the problems are fully connected (or batches of such):
+    a QPU-like sampler then clique-embeds them, unless ``params`` choose an
+    embedding method, and :attr:`max_dense_variables` says how large they may be."""
 
     def __init__(self, name: str, *, config: Mapping[str, Any] | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, dense: bool = False) -> None:
         from core.solvers import sampler_info
 
         info = sampler_info(name)
@@ -38,6 +42,8 @@ class RegistrySampler:
         self.name = info.name
         self.config = dict(config or {})
         self.params = dict(params or {})
+        if dense and self.max_dense_variables is not None:
+            self.params.setdefault("embedding_method", "clique")
         self.calls = 0
         self.embed_s = 0.0
         self.sample_s = 0.0
