@@ -5,11 +5,11 @@ import json
 import streamlit as st
 
 from core.formulations.filter_pruning import DEFAULT_MU
-from core.methods.adaround import quantizable_layers
+from core.methods.adaround import DEFAULT_LAYERS_BUDGET_S, default_layers, layer_sizes, quantizable_layers
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
 from core.viz import kept_filters_map, layer_error_bars, qubo_heatmap
-from ui.common import guarded, human_bits, page_intro, require_workspace
+from ui.common import guarded, human_bits, human_duration, page_intro, require_workspace
 from ui.pipeline import (
     filter_stats_for,
     formulation_for,
@@ -49,6 +49,23 @@ def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str 
         column.metric(label, value, help=help_text)
 
 
+def workload_note(quantized: list[str], left_out: int) -> None:
+    """How long sa will take on the chosen layers (the channel QUBOs are dense, so time grows with the square of
+    the weights per channel), as a caption, or a warning when it is long."""
+    sizes = [s for s in layer_sizes(ws.model) if s.layer in quantized]
+    seconds = sum(s.sa_seconds() for s in sizes)
+    couplers = sum(s.couplers for s in sizes)
+    estimate = (f"{len(sizes)} layer(s), {couplers:,} couplers over their channel QUBOs: roughly "
+                f"{human_duration(seconds)} with sa at 4 reads on this machine.")
+    if seconds > 5 * DEFAULT_LAYERS_BUDGET_S:
+        largest = max(sizes, key=lambda s: s.couplers)
+        st.warning(f"{estimate} The largest is {largest.layer} ({largest.channels} channels x "
+                   f"{largest.weights_per_channel} weights, {human_duration(largest.sa_seconds())}).",
+                   icon=":material/hourglass_top:")
+    else:
+        st.caption(estimate + (f" {left_out} larger layer(s) are left out by default." if left_out else ""))
+
+
 def adaround_section() -> None:
     """F3: one output channel's rounding QUBO, and the per-layer errors of the last run."""
     with settings:
@@ -59,12 +76,15 @@ def adaround_section() -> None:
                              help="Per-output-channel scale, used by the QUBO and by round-to-nearest alike: min-max, or the "
                                   "MSE-optimal search. At 2-3 bits min-max makes round-to-nearest a weak baseline; "
                                   "mse is the fairer comparison.")
-        quantized = st.multiselect("Layers to quantize", names, default=names, key="ar_layers",
-                                   help="The others stay float. A QPU holds only small fully connected "
-                                        "problems (about 180 variables on Pegasus), so layers with many weights "
-                                        "per output channel need a classical sampler.")
+        defaults = default_layers(ws.model)
+        quantized = st.multiselect("Layers to quantize", names, default=defaults, key="ar_layers",
+                                   help="The others stay float. Chosen by default: the smallest layers up to about "
+                                        f"{DEFAULT_LAYERS_BUDGET_S:.0f} s of sa in all. A QPU holds only small fully "
+                                        "connected problems (about 180 variables on Pegasus), so layers with many "
+                                        "weights per output channel need a classical sampler.")
         if not quantized:
             st.warning("Choose at least one layer to quantize.", icon=":material/warning:")
+        workload_note(quantized, len(names) - len(defaults))
         layer = st.selectbox("Layer", names, key="ar_layer", help="The layer whose channel QUBO is shown.")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:

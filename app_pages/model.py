@@ -51,8 +51,8 @@ with settings:
 
     data_choice = st.selectbox(
         "Evaluation data", ["digits", "random", "upload .npz", "torchvision data set"], key="data_choice",
-        help="digits: scikit-learn's handwritten digits test split (resized for larger models; its validation split "
-             "calibrates). random: Gaussian noise with random labels, for calibration only (its accuracy means "
+        help="digits: scikit-learn's handwritten digits test split (resized for larger models); 256 of its training images "
+             "calibrate. random: Gaussian noise with random labels, for calibration only (its accuracy means "
              "nothing). An uploaded or torchvision set is split: up to 256 examples (at most half) calibrate and "
              "only the others are scored.",
     )

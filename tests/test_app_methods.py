@@ -130,3 +130,24 @@ def test_layer_choices_of_a_previous_model_give_way_to_the_new_models_layers(app
     assert app.multiselect(key="ar_layers").value == ["fc1", "fc2", "fc3"]
     assert app.selectbox(key="ar_layer").value == "fc1"
     assert not app.warning  # no "choose at least one layer"
+
+
+def test_adaround_on_a_large_network_starts_with_its_small_layers_and_warns_about_the_rest(app):
+    from core.methods.adaround import default_layers, quantizable_layers
+
+    app.switch_page("app_pages/model.py").run()
+    app.radio(key="model_source").set_value("torchvision").run()
+    app.selectbox(key="tv_model").set_value("resnet18").run()
+    app.selectbox(key="data_choice").set_value("random").run()
+    app.button(key="load_model").click().run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    ok(app)
+    model = app.session_state["workspace"].model
+    chosen = app.multiselect(key="ar_layers").value
+    assert chosen == default_layers(model) and 0 < len(chosen) < len(quantizable_layers(model))
+    assert any("left out by default" in c.value for c in app.caption) and not app.warning
+
+    app.multiselect(key="ar_layers").set_value(quantizable_layers(model)).run()
+    ok(app)
+    assert [w.value for w in app.warning if "largest is layer4" in w.value and " h " in w.value]

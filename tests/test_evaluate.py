@@ -14,7 +14,7 @@ from core.data import EvalData, digits_split
 from core.errors import InvalidInputError
 from core.evaluate import accuracy_and_loss, measure_latency, option_bits, size_bits, sparsity
 from core.models import build_model, count_parameters, load_model
-from core.workspace import evaluate_report, open_workspace
+from core.workspace import CALIBRATION_SIZE, evaluate_report, open_workspace
 
 # digits-cnn layer shapes written out by hand (DigitsCNN: 1->16 3x3, 16->32 3x3, 512->10)
 CNN = {
@@ -201,6 +201,17 @@ def test_evaluate_report_of_the_digits_cnn_workspace(digits_cnn_workspace):
     assert set(report["latency"]["ms_per_image"]) == {"1", "64"}
     assert report["latency"]["threads"] == 1
     assert ws.cache_key() == key  # evaluation does not change the model
+
+
+def test_digits_workspace_calibrates_on_training_images_never_on_scored_ones(digits_cnn_workspace):
+    ws, split = digits_cnn_workspace, digits_split()
+    assert len(ws.calibration) == CALIBRATION_SIZE and ws.data.name == split.test.name
+
+    def rows(images):
+        return {tuple(x.flatten().tolist()) for x in images}
+
+    train, calib = rows(split.train.images), rows(ws.calibration.images)
+    assert calib <= train and not calib & rows(split.test.images) and not calib & rows(split.val.images)
 
 
 def test_open_workspace_adapts_digits_to_a_torchvision_input():

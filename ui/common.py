@@ -70,6 +70,17 @@ def human_bits(bits: float) -> str:
     return f"{value:.1f} GiB"
 
 
+def human_duration(seconds: float) -> str:
+    """"under a second", "40 s", "12 min", "3.5 h": precision a rough estimate deserves."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def before_after_metrics(metrics: dict, *, latency_note: str = "") -> None:
     """Accuracy, size, compression and latency after compression, with the before values."""
     m = st.columns(4)

@@ -754,6 +754,15 @@ def _default_beta_range(linear: np.ndarray, rows: np.ndarray, cols: np.ndarray, 
     return [hot, cold]
 
 
+def _anneals_as_given(sampler: SamplerLike) -> bool:
+    """Whether the sampler takes a ``beta_range`` for the problem as given (simulated annealing, also behind a
+    :class:`core.methods.common.RegistrySampler`), so the vectorised default can replace dwave-samplers'
+    Python loop; not for a QPU-like sampler, whose parameters act on the embedded problem."""
+    return "beta_range" in (getattr(sampler, "parameters", None) or {}) and (
+        getattr(sampler, "max_dense_variables", None) is None
+    )
+
+
 def _check_fits(name: str, variables: int, max_batch_variables: int | None) -> None:
     if max_batch_variables is not None and variables > max_batch_variables:
         raise InvalidInputError(
@@ -830,8 +839,7 @@ def _solve_layer(
         kwargs = dict(sample_kwargs)
         if (
             "beta_range" not in kwargs
-            and isinstance(sampler, dimod.Sampler)
-            and "beta_range" in sampler.parameters
+            and _anneals_as_given(sampler)
             and kwargs.get("beta_schedule_type", "geometric") != "custom"
         ):
             kwargs["beta_range"] = _default_beta_range(lin_all, rows_all, cols_all, quad_all)

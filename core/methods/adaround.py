@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dimod
@@ -51,6 +52,11 @@ from core.models.units import COMPRESSIBLE
 
 METHOD = "adaround"
 EXACT_MAX_FREE = 16
+#: sa coupler updates per second on channel QUBOs here, the slowest measured (``python -m benchmarks.adaround
+#: --sa-rate``: 0.6-1.7e9; large layers are the slow end), so estimates err long
+SA_COUPLER_UPDATES_PER_S = 6e8
+#: estimated sa seconds of the layers the app quantizes by default (see default_layers)
+DEFAULT_LAYERS_BUDGET_S = 60.0
 MAX_SAMPLE_BITS = 2_000_000
 ENERGIES_NOTE = (
     "One energy per subproblem (output channel; layers in order, channels in order): the QUBO energy of the "
@@ -62,6 +68,48 @@ ENERGIES_NOTE = (
 def quantizable_layers(model: nn.Module) -> list[str]:
     """The Conv2d/Linear layers the rounding QUBO applies to, in order."""
     return [n for n, m in model.named_modules() if isinstance(m, COMPRESSIBLE)]
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    """How big one layer's rounding QUBOs are: one dense QUBO over ``weights_per_channel``
+    variables per output channel (fewer where clipping fixes weights)."""
+
+    layer: str
+    channels: int
+    weights_per_channel: int
+
+    @property
+    def couplers(self) -> int:
+        """Couplers summed over the layer's channel QUBOs (every pair of a channel's weights)."""
+        f = self.weights_per_channel
+        return self.channels * f * (f - 1) // 2
+
+    def sa_seconds(self, num_reads: int = 4, num_sweeps: int = 1000) -> float:
+        """Rough sa sampling time on this project's machine: every read visits every coupler once a sweep."""
+        return self.couplers * num_reads * num_sweeps / SA_COUPLER_UPDATES_PER_S
+
+
+def layer_sizes(model: nn.Module) -> list[LayerSize]:
+    """:class:`LayerSize` of every quantizable layer, in order (no data needed)."""
+    sizes = []
+    for name in quantizable_layers(model):
+        weight = model.get_submodule(name).weight
+        sizes.append(LayerSize(name, int(weight.shape[0]), int(weight[0].numel())))
+    return sizes
+
+
+def default_layers(model: nn.Module, budget_s: float = DEFAULT_LAYERS_BUDGET_S) -> list[str]:
+    """The app's default choice of layers to quantize: the smallest layers (by couplers) whose estimated sa
+    time (:meth:`LayerSize.sa_seconds`) adds up to at most ``budget_s``, in model order; at least the
+    smallest one. All of digits-cnn or digits-mlp fit; resnet18 in full would take hours."""
+    chosen, total = set(), 0.0
+    for size in sorted(layer_sizes(model), key=lambda s: s.couplers):
+        if chosen and total + size.sa_seconds() > budget_s:
+            break
+        chosen.add(size.layer)
+        total += size.sa_seconds()
+    return [n for n in quantizable_layers(model) if n in chosen]
 
 
 def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str = "minmax") -> Formulation:

@@ -61,6 +61,13 @@ class RegistrySampler:
             sampler = children[0] if children else None
         return None if sampler is None else max_clique_size(sampler.topology)
 
+    @functools.cached_property
+    def parameters(self) -> dict[str, Any]:
+        """The registry sampler's sample parameters, as :attr:`dimod.Sampler.parameters`."""
+        from core.solvers import get_sampler
+
+        return dict(get_sampler(self.name, **self.config).parameters)
+
     def __call__(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, seed: int | None = None,
                  **params: Any) -> dimod.SampleSet:
         from core.solvers import solve

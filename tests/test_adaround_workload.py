@@ -1,0 +1,69 @@
+"""How big the rounding QUBOs of a network are, and the app's default choice of layers from that."""
+
+from __future__ import annotations
+
+import pytest
+from dwave.samplers import SimulatedAnnealingSampler, TabuSampler
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from core.formulations.adaround import _anneals_as_given
+from core.methods.adaround import (
+    DEFAULT_LAYERS_BUDGET_S,
+    SA_COUPLER_UPDATES_PER_S,
+    default_layers,
+    layer_sizes,
+    quantizable_layers,
+)
+from core.methods.common import RegistrySampler
+from core.models import load_model
+from ui.common import human_duration
+
+
+def test_layer_sizes_count_the_weights_of_one_output_channel():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1, groups=2), nn.Flatten(), nn.Linear(16, 5))
+    sizes = layer_sizes(model)
+    assert [(s.layer, s.channels, s.weights_per_channel) for s in sizes] == [("0", 8, 27), ("1", 4, 4), ("3", 5, 16)]
+    assert sizes[0].couplers == 8 * 27 * 26 // 2
+    assert sizes[2].sa_seconds(num_reads=2, num_sweeps=10) == pytest.approx(5 * 120 * 20 / SA_COUPLER_UPDATES_PER_S)
+
+
+@given(st.lists(st.tuples(st.integers(1, 64), st.integers(1, 3000)), min_size=1, max_size=12),
+       st.floats(0.0, 100.0))
+def test_default_layers_are_the_smallest_within_the_budget_in_model_order(shapes, budget):
+    model = nn.Sequential(*(nn.Linear(f, c, bias=False) for c, f in shapes))
+    chosen = default_layers(model, budget_s=budget)
+    sizes = {s.layer: s for s in layer_sizes(model)}
+    assert chosen == [n for n in quantizable_layers(model) if n in chosen]  # model order
+    assert chosen  # at least the smallest layer
+    assert len(chosen) == 1 or sum(sizes[n].sa_seconds() for n in chosen) <= budget
+    largest_chosen = max(sizes[n].couplers for n in chosen)
+    left_out = [s for s in sizes.values() if s.layer not in chosen]
+    # nothing smaller than a chosen layer is left out (ties aside)
+    assert all(s.couplers >= largest_chosen for s in left_out)
+
+
+def test_the_digits_models_are_quantized_whole_by_default_but_resnet18_is_not():
+    for name in ("digits-cnn", "digits-mlp"):
+        model = load_model(name)
+        assert default_layers(model) == quantizable_layers(model)
+    resnet = load_model("resnet18", weights="random")
+    chosen = default_layers(resnet)
+    assert "layer4.1.conv2" not in chosen
+    assert sum(s.sa_seconds() for s in layer_sizes(resnet)) > 3600  # hours if run whole
+    assert sum(s.sa_seconds() for s in layer_sizes(resnet) if s.layer in chosen) <= DEFAULT_LAYERS_BUDGET_S
+
+
+def test_the_vectorised_beta_range_goes_to_simulated_annealing_only_on_unembedded_problems():
+    assert _anneals_as_given(SimulatedAnnealingSampler())
+    assert _anneals_as_given(RegistrySampler("sa", dense=True))  # the app's and CLI's path
+    assert not _anneals_as_given(TabuSampler())
+    assert not _anneals_as_given(RegistrySampler("mock-qpu-pegasus", dense=True))  # acts on the embedded problem
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.2, "under a second"), (40.4, "40 s"), (720, "12 min"), (3.5 * 3600, "3.5 h")]
+)
+def test_human_duration(seconds, text):
+    assert human_duration(seconds) == text
