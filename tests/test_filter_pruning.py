@@ -346,3 +346,32 @@ def test_invalid_decisions_raise(cnn: nn.Module) -> None:
         apply_filter_decision(cnn, {"fc": [0]})
     with pytest.raises(InvalidInputError):
         filter_qubo([1.0, 2.0], [[0, 1], [1, 0]], 3)
+
+
+@pytest.mark.parametrize("kind", ["pearson", "cosine"])
+def test_redundancy_matches_the_activations_computed_directly_whatever_the_batch(cnn, calib, kind):
+    with torch.no_grad():
+        acts = cnn.conv2(cnn.act(cnn.conv1(calib.images)))  # digits-cnn has no BatchNorm after conv2
+    x = acts.transpose(0, 1).reshape(acts.shape[1], -1).double().numpy()
+    if kind == "pearson":
+        x = x - x.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(x, axis=1)
+    expected = np.abs(x @ x.T) / np.outer(norms, norms)
+    np.fill_diagonal(expected, 0.0)
+    for batch_size in (7, 256):
+        got = filter_statistics(cnn, calib, ["conv2"], similarity=kind, batch_size=batch_size)["conv2"].similarity
+        np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-10)
+
+
+def test_streamed_correlation_stays_accurate_when_the_mean_dwarfs_the_spread():
+    from core.sensitivity.filters import _ActivationMoments
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3, 4000))
+    base[1] = 0.6 * base[0] + 0.8 * base[1]  # correlation 0.6 with channel 0
+    moments = _ActivationMoments()
+    for chunk in np.array_split(1e7 + base, 9, axis=1):
+        moments.add(torch.from_numpy(chunk))
+    expected = np.abs(np.corrcoef(base))
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(moments.similarity("pearson"), expected, atol=1e-9)

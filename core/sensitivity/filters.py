@@ -111,17 +111,44 @@ def conv_layer_names(model: nn.Module, layers: Iterable[str] | None = None) -> l
     return chosen
 
 
-def _similarity(acts: torch.Tensor, kind: str) -> np.ndarray:
-    """(C, C) |Pearson| or |cosine| of rows of ``acts`` (C, M), diagonal 0."""
-    x = acts.to(torch.float64)
-    if kind == "pearson":
-        x = x - x.mean(dim=1, keepdim=True)
-    norms = x.norm(dim=1)
-    ok = norms > 1e-12 * max(float(norms.max()), 1e-300)
-    xn = torch.where(ok[:, None], x / torch.where(ok, norms, torch.ones_like(norms))[:, None], torch.zeros_like(x))
-    s = (xn @ xn.T).abs().clamp(0.0, 1.0).numpy()
-    np.fill_diagonal(s, 0.0)
-    return s
+class _ActivationMoments:
+    """Running (C, C) second moments of a layer's channel activations, so that redundancy needs O(C^2) memory
+    whatever the number of images and positions. Values are shifted by the first batch's channel means
+    before they are summed, which keeps the Pearson correlation accurate when means dwarf the spread."""
+
+    def __init__(self) -> None:
+        self.shift: torch.Tensor | None = None
+        self.gram: torch.Tensor | None = None
+        self.total: torch.Tensor | None = None
+        self.count = 0
+
+    def add(self, acts: torch.Tensor) -> None:
+        """``acts``: (C, M) activations of M more (image, position) pairs."""
+        x = acts.to(torch.float64)
+        if self.shift is None:
+            self.shift = x.mean(dim=1)
+            self.gram = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
+            self.total = torch.zeros(x.shape[0], dtype=torch.float64)
+        x = x - self.shift[:, None]
+        self.gram += x @ x.T
+        self.total += x.sum(dim=1)
+        self.count += x.shape[1]
+
+    def similarity(self, kind: str) -> np.ndarray:
+        """(C, C) |Pearson| or |cosine| between channels, diagonal 0, in [0, 1]."""
+        assert self.gram is not None and self.shift is not None and self.total is not None
+        mean = self.total / self.count  # of the shifted values
+        if kind == "pearson":
+            m = self.gram - self.count * torch.outer(mean, mean)
+        else:  # raw products: undo the shift
+            s = self.shift
+            m = self.gram + torch.outer(s, self.total) + torch.outer(self.total, s) + self.count * torch.outer(s, s)
+        norms = m.diagonal().clamp_min(0.0).sqrt()
+        ok = norms > 1e-12 * max(float(norms.max()), 1e-300)
+        inv = torch.where(ok, 1.0 / torch.where(ok, norms, torch.ones_like(norms)), torch.zeros_like(norms))
+        sim = (m * inv[:, None] * inv[None, :]).abs().clamp(0.0, 1.0).numpy()
+        np.fill_diagonal(sim, 0.0)
+        return sim
 
 
 def filter_statistics(
@@ -154,7 +181,7 @@ def filter_statistics(
     plans = filter_plans(model)
     watched = {n: model.get_submodule(plans[n].batchnorms[0]) if plans[n].batchnorms else modules[n] for n in names}
     per_sample: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    acts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    moments = {n: _ActivationMoments() for n in names}
     captured: dict[str, torch.Tensor] = {}
 
     def make_hook(name: str):
@@ -187,7 +214,7 @@ def filter_statistics(
                     raise InvalidInputError(f"Layer {n!r} does not influence the model's output.")
                 ag = (a.detach() * a.grad).flatten(2).sum(dim=2)  # (B, C)
                 per_sample[n].append(ag.to(torch.float64))
-                acts[n].append(a.detach().transpose(0, 1).reshape(a.shape[1], -1))
+                moments[n].add(a.detach().transpose(0, 1).reshape(a.shape[1], -1))
     finally:
         for h in handles:
             h.remove()
@@ -202,7 +229,7 @@ def filter_statistics(
             taylor=ag.abs().mean(dim=0).numpy(),
             fisher=(ag**2).sum(dim=0).numpy(),
             l1=w.abs().flatten(1).sum(dim=1).numpy(),
-            similarity=_similarity(torch.cat(acts[n], dim=1), similarity),
+            similarity=moments[n].similarity(similarity),
             similarity_kind=similarity,
             n=len(calib),
         )
