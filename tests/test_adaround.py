@@ -536,3 +536,20 @@ def test_new_options_reject_bad_values():
         quantize_model_adaround(model, calib, bits=2, safeguard="yes")
     with pytest.raises(InvalidInputError):
         channel_formulation(_linear(4, 2, 0), torch.randn(5, 4), 0, 2, float_inputs=torch.randn(4, 4))
+
+
+def test_a_layer_too_wide_to_round_is_refused_before_any_work_with_its_size():
+    from core.formulations.adaround import MAX_WEIGHTS_PER_CHANNEL
+
+    wide = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, MAX_WEIGHTS_PER_CHANNEL + 1), nn.ReLU(),
+                         nn.Linear(MAX_WEIGHTS_PER_CHANNEL + 1, 2))
+    calib = EvalData("x", torch.randn(4, 4), torch.tensor([0, 1, 0, 1]), 2)
+    calls = []
+    sampler = lambda bqm, **kw: calls.append(bqm) or dimod.ExactSolver().sample(bqm)  # noqa: E731
+    with pytest.raises(InvalidInputError, match=r"Layer 4 has 8,193 weights per output channel.*about \d+ GB"):
+        quantize_model_adaround(wide, calib, bits=3, sampler=sampler)
+    assert not calls  # refused up front, not after the small layers were solved
+    with pytest.raises(InvalidInputError, match="Quantize the other layers"):
+        channel_formulation(wide[4], torch.randn(2, MAX_WEIGHTS_PER_CHANNEL + 1), 0, 3)
+    result = quantize_model_adaround(wide, calib, bits=3, sampler=sampler, layers=["0"])
+    assert [r.layer for r in result.layers] == ["0"] and calls

@@ -130,6 +130,10 @@ from core.models.units import COMPRESSIBLE
 METHOD = "adaround"
 TARGETS = ("layer", "float_outputs", "float_outputs_last")
 MAX_BITS = 16
+#: weights per output channel above which a layer is refused: its (f+1)^2 float64 Gram matrix and one dense
+#: channel QUBO (f^2/2 couplers, ~24 bytes each in dimod) would need several GB (VGG's 25088-input classifier:
+#: 5 GB and 7.5 GB). resnet18's largest convolutions have 4608.
+MAX_WEIGHTS_PER_CHANNEL = 8192
 Progress = Callable[[float, str], None]
 SamplerLike = dimod.Sampler | Callable[..., dimod.SampleSet]
 
@@ -174,6 +178,17 @@ def _check_layer(layer: Any, name: str = "layer") -> nn.Conv2d | nn.Linear:
     if not torch.isfinite(layer.weight).all() or (layer.bias is not None and not torch.isfinite(layer.bias).all()):
         raise InvalidInputError(f"Layer {name} has NaN or infinite weights; it cannot be quantized.")
     return layer
+
+
+def _check_qubo_size(layer: nn.Conv2d | nn.Linear, name: str) -> None:
+    f = int(layer.weight[0].numel())
+    if f > MAX_WEIGHTS_PER_CHANNEL:
+        gib = (8 * (f + 1) ** 2 + 24 * f * (f - 1) // 2) / 2**30
+        raise InvalidInputError(
+            f"Layer {name} has {f:,} weights per output channel; its rounding QUBOs (one dense QUBO of that size per "
+            f"channel, plus the Gram matrix) would need about {gib:.0f} GB, beyond what this tool handles "
+            f"({MAX_WEIGHTS_PER_CHANNEL:,} at most). Quantize the other layers (--layers, or Layers to quantize)."
+        )
 
 
 def _check_model(model: Any) -> nn.Module:
@@ -581,6 +596,7 @@ def channel_formulation(
     positions and the round-to-nearest sample and energy for comparison.
     """
     _check_layer(layer, name)
+    _check_qubo_size(layer, name)
     out = layer.weight.shape[0]
     if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= int(j) < out:
         raise InvalidInputError(f"Output channel must be from 0 to {out - 1}, not {j!r}.")
@@ -1162,7 +1178,8 @@ def quantize_model_adaround(
     names = _resolve_layers(model, layers)
     for n in names:
         layer = _check_layer(model.get_submodule(n), n)
-        if max_batch_variables is not None:  # refuse before any layer is solved
+        _check_qubo_size(layer, n)  # refuse before any layer is solved
+        if max_batch_variables is not None:
             _check_fits(n, _max_free_variables(layer, bits, scale, quantize_bias), max_batch_variables)
     quantize_bias_layers = [n for n in names if model.get_submodule(n).bias is not None] if quantize_bias else []
 
