@@ -404,10 +404,24 @@ def _paths(args: argparse.Namespace) -> None:
         args.bqm = Path(args.bqm)
 
 
+def _warn_if_long(ws: Workspace, layers: list[str] | None, num_reads: int) -> None:
+    """A line on stderr before a rounding run sa would need more than ten minutes for (by the app's estimate)."""
+    import sys
+
+    from core.methods.adaround import layer_sizes
+
+    sizes = [s for s in layer_sizes(ws.model) if layers is None or s.layer in layers]
+    seconds = sum(s.sa_seconds(num_reads=num_reads) for s in sizes)
+    if seconds > 600:
+        print(f"note: {len(sizes)} layer(s) to round, roughly {seconds / 3600:.1f} h with sa at {num_reads} reads "
+              "(estimate; other samplers differ); --layers chooses fewer.", file=sys.stderr)
+
+
 def _run_multi_from_args(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     if args.method == "adaround":
         options: dict[str, Any] = {"bits": args.bits, "scale": args.scale, "layers": args.layers,
                                    "use_quantized_inputs": not args.float_inputs}
+        _warn_if_long(ws, args.layers, args.reads)
     elif args.method == "filter-pruning":
         options = {"sparsity": args.sparsity, "importance": args.importance, "mu": args.mu,
                    "refine": args.refine, "finetune_epochs": args.finetune_epochs}

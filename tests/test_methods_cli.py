@@ -120,3 +120,15 @@ def test_bad_method_settings_are_one_line_errors(tmp_path, capsys, argv, message
                  *argv])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_rounding_run_of_hours_is_announced_before_it_starts(capsys):
+    from core.runs import _warn_if_long
+    from core.workspace import open_workspace
+
+    ws = open_workspace("resnet18")
+    _warn_if_long(ws, ["conv1", "fc"], 4)
+    assert capsys.readouterr().err == ""
+    _warn_if_long(ws, None, 4)
+    err = capsys.readouterr().err
+    assert err.startswith("note: 21 layer(s) to round, roughly") and " h with sa at 4 reads" in err and "--layers" in err
