@@ -153,8 +153,13 @@ def _show_multi(report):
     c[0].metric("Best energy", f"{best['energy']:.6g}", help=report.get("energies_note"))
     c[1].metric("Subproblems", qubo["num_subproblems"], help=f"{qubo['num_variables']} variables in total")
     if exact:
-        c[2].metric("At exact optimum", f"{exact['optimal']} of {exact['covered']}",
-                    help=f"{exact['method']}; {exact['covered']} of {exact['total']} subproblems small enough")
+        what = "channels" if report["method"] == "adaround" else "layers"
+        c[2].metric(f"{what.capitalize()} at exact optimum", f"{exact['optimal']} of {exact['covered']}",
+                    help=f"Subproblems whose chosen solution is as good as the exact optimum: {exact['method']}; "
+                         f"{exact['covered']} of {exact['total']} {what} small enough to check."
+                         + (" For filter pruning the optimum is the QUBO's best set of exactly K kept filters "
+                            "(the capacity search's shift removed); with tensor-train refinement the kept set "
+                            "optimises the true loss instead, so it may score below it." if what == "layers" else ""))
     else:
         c[2].metric("Exact optimum", "not computed")
     c[3].metric("Representative QUBO", f"{report['bqm_subproblem']['num_variables']} vars",

@@ -50,6 +50,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert report["method"] == "adaround" and report["params"]["bits"] == 2
     m = metrics(app)
     assert "Best energy" in m and m["Subproblems"] == "58"
+    assert m["Channels at exact optimum"].endswith(" of 16")  # conv1's channels are small enough to enumerate
     assert m["Accuracy"].endswith("%")
     assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == ["QUBO", "round-to-nearest"]
     assert len(charts(app)) == 1  # per-layer error chart
@@ -82,6 +83,7 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     report = app.session_state["last_report"]
     assert report["method"] == "filter-pruning" and report["params"]["importance"] == "fisher"
     assert metrics(app)["Subproblems"] == "2"
+    assert metrics(app)["Layers at exact optimum"] == "1 of 1"  # conv1: C(16, 8) subsets; conv2 too many
     methods = {r["method"] for r in app.dataframe[0].value.to_dict("records")}
     assert methods == {"QUBO", "greedy Taylor", "L1 top-K", "L1-QUBO"}
     assert len(charts(app)) == 1  # kept filters per layer by method
