@@ -6,11 +6,12 @@ import time
 import streamlit as st
 
 from core.errors import InvalidInputError
+from core.methods.adaround import estimated_sa_seconds
 from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars
-from ui.common import before_after_metrics, guarded, human_bits, page_intro, require_workspace
+from ui.common import before_after_metrics, guarded, human_bits, human_duration, page_intro, require_workspace
 from ui.pipeline import keep_widget, parse_param, remember_widgets, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
@@ -76,6 +77,10 @@ with settings:
                                 key=f"reads_{formulation.method}",
                                 help="adaround samples each layer's channels together, then keeps each channel's "
                                      "best read; filter pruning samples each layer once per capacity-search step.")
+        layers = (st.session_state.get("method_options") or {}).get("options", {}).get("layers")
+        if formulation.method == "adaround" and sampler == "sa" and layers:
+            st.caption(f"Roughly {human_duration(estimated_sa_seconds(ws.model, layers, num_reads=int(reads)))} "
+                       f"of sampling for the {len(layers)} chosen layer(s) (estimate for this machine).")
     else:
         reads = st.number_input("Reads", 1, 10_000, 100, key="reads")
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="solve_seed")

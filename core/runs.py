@@ -408,12 +408,12 @@ def _warn_if_long(ws: Workspace, layers: list[str] | None, num_reads: int) -> No
     """A line on stderr before a rounding run sa would need more than ten minutes for (by the app's estimate)."""
     import sys
 
-    from core.methods.adaround import layer_sizes
+    from core.methods.adaround import estimated_sa_seconds, quantizable_layers
 
-    sizes = [s for s in layer_sizes(ws.model) if layers is None or s.layer in layers]
-    seconds = sum(s.sa_seconds(num_reads=num_reads) for s in sizes)
+    seconds = estimated_sa_seconds(ws.model, layers, num_reads=num_reads)
     if seconds > 600:
-        print(f"note: {len(sizes)} layer(s) to round, roughly {seconds / 3600:.1f} h with sa at {num_reads} reads "
+        count = len(layers) if layers is not None else len(quantizable_layers(ws.model))
+        print(f"note: {count} layer(s) to round, roughly {seconds / 3600:.1f} h with sa at {num_reads} reads "
               "(estimate; other samplers differ); --layers chooses fewer.", file=sys.stderr)
 
 

@@ -99,6 +99,12 @@ def layer_sizes(model: nn.Module) -> list[LayerSize]:
     return sizes
 
 
+def estimated_sa_seconds(model: nn.Module, layers: Sequence[str] | None = None, *, num_reads: int = 4,
+                         num_sweeps: int = 1000) -> float:
+    """Rough sa time for rounding ``layers`` (default: all), by :meth:`LayerSize.sa_seconds`."""
+    return sum(s.sa_seconds(num_reads, num_sweeps) for s in layer_sizes(model) if layers is None or s.layer in layers)
+
+
 def default_layers(model: nn.Module, budget_s: float = DEFAULT_LAYERS_BUDGET_S) -> list[str]:
     """The app's default choice of layers to quantize: the smallest layers (by couplers) whose estimated sa
     time (:meth:`LayerSize.sa_seconds`) adds up to at most ``budget_s``, in model order; at least the
