@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from core.formulations.filter_pruning import DEFAULT_MU
-from core.methods.adaround import DEFAULT_LAYERS_BUDGET_S, default_layers, layer_sizes, quantizable_layers
+from core.methods.adaround import DEFAULT_LAYERS_BUDGET_S, default_layers, quantizable_layers, workload
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
 from core.viz import kept_filters_map, layer_error_bars, qubo_heatmap
@@ -50,18 +50,14 @@ def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str 
 
 
 def workload_note(quantized: list[str], left_out: int) -> None:
-    """How long sa will take on the chosen layers (the channel QUBOs are dense, so time grows with the square of
-    the weights per channel), as a caption, or a warning when it is long."""
-    sizes = [s for s in layer_sizes(ws.model) if s.layer in quantized]
-    seconds = sum(s.sa_seconds() for s in sizes)
-    couplers = sum(s.couplers for s in sizes)
-    estimate = (f"{len(sizes)} layer(s), {couplers:,} couplers over their channel QUBOs: roughly "
-                f"{human_duration(seconds)} with sa at 4 reads on this machine.")
-    if seconds > 5 * DEFAULT_LAYERS_BUDGET_S:
-        largest = max(sizes, key=lambda s: s.couplers)
-        st.warning(f"{estimate} The largest is {largest.layer} ({largest.channels} channels x "
-                   f"{largest.weights_per_channel} weights, {human_duration(largest.sa_seconds())}).",
-                   icon=":material/hourglass_top:")
+    """Roughly how long sa samples the chosen layers: a caption, or a warning when it is long."""
+    load = workload(ws.model, quantized)
+    estimate = (f"{len(load.sizes)} layer(s), {load.couplers:,} couplers over their channel QUBOs: roughly "
+                f"{human_duration(load.seconds)} of sa sampling at 4 reads on this machine.")
+    if load.is_long and load.largest is not None:
+        big = load.largest
+        st.warning(f"{estimate} The largest is {big.layer} ({big.channels} channels x {big.weights_per_channel} "
+                   f"weights, {human_duration(big.sa_seconds())}).", icon=":material/hourglass_top:")
     else:
         st.caption(estimate + (f" {left_out} larger layer(s) are left out by default." if left_out else ""))
 

@@ -6,7 +6,7 @@ import time
 import streamlit as st
 
 from core.errors import InvalidInputError
-from core.methods.adaround import estimated_sa_seconds
+from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
@@ -47,6 +47,22 @@ page_intro(
     "Run solves every subproblem (each output channel, each conv layer) and compares with the classical "
     "baselines.",
 )
+
+
+def _estimate_caption(reads: int, widgets: dict) -> None:
+    """Roughly how long sa samples the adaround layers chosen on Formulate, at the chosen reads and sweeps."""
+    layers = (st.session_state.get("method_options") or {}).get("options", {}).get("layers")
+    if not layers:
+        return
+    try:
+        sweeps = int(parse_param(*widgets["num_sweeps"]) or 1000) if "num_sweeps" in widgets else 1000
+        load = workload(ws.model, layers, num_reads=reads, num_sweeps=sweeps)
+    except (TypeError, ValueError, InvalidInputError):
+        return  # a bad value is reported when Run is pressed
+    st.caption(f"Roughly {human_duration(load.seconds)} of sampling for the {len(layers)} chosen layer(s) "
+               f"at {reads} reads x {sweeps} sweeps (estimate for this machine).")
+
+
 ws = require_workspace()
 formulation = st.session_state.get("formulation")
 multi = formulation is not None and formulation.method in MULTI_QUBO_METHODS
@@ -77,10 +93,6 @@ with settings:
                                 key=f"reads_{formulation.method}",
                                 help="adaround samples each layer's channels together, then keeps each channel's "
                                      "best read; filter pruning samples each layer once per capacity-search step.")
-        layers = (st.session_state.get("method_options") or {}).get("options", {}).get("layers")
-        if formulation.method == "adaround" and sampler == "sa" and layers:
-            st.caption(f"Roughly {human_duration(estimated_sa_seconds(ws.model, layers, num_reads=int(reads)))} "
-                       f"of sampling for the {len(layers)} chosen layer(s) (estimate for this machine).")
     else:
         reads = st.number_input("Reads", 1, 10_000, 100, key="reads")
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="solve_seed")
@@ -93,6 +105,8 @@ with settings:
             raw = st.text_input(p.name, value="" if p.default is None else str(p.default), help=p.help,
                                 key=f"param_{sampler}_{p.name}")
             params[p.name] = (raw, p.default)
+    if multi and formulation.method == "adaround" and sampler == "sa":
+        _estimate_caption(int(reads), params)
     c1, c2 = st.columns(2)
     run = c1.button("Run", type="primary", key="run_button", width="stretch", disabled=not info.is_available)
     c2.button("Cancel", key="cancel_button", width="stretch",

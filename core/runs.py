@@ -404,24 +404,23 @@ def _paths(args: argparse.Namespace) -> None:
         args.bqm = Path(args.bqm)
 
 
-def _warn_if_long(ws: Workspace, layers: list[str] | None, num_reads: int) -> None:
-    """A line on stderr before a rounding run sa would need more than ten minutes for (by the app's estimate)."""
+def _warn_if_long(ws: Workspace, layers: list[str] | None, num_reads: int, num_sweeps: int | None) -> None:
+    """A line on stderr before a rounding run that sa would need long for (by the app's estimate)."""
     import sys
 
-    from core.methods.adaround import estimated_sa_seconds, quantizable_layers
+    from core.methods.adaround import workload
 
-    seconds = estimated_sa_seconds(ws.model, layers, num_reads=num_reads)
-    if seconds > 600:
-        count = len(layers) if layers is not None else len(quantizable_layers(ws.model))
-        print(f"note: {count} layer(s) to round, roughly {seconds / 3600:.1f} h with sa at {num_reads} reads "
-              "(estimate; other samplers differ); --layers chooses fewer.", file=sys.stderr)
+    load = workload(ws.model, layers, num_reads=num_reads, num_sweeps=num_sweeps or 1000)
+    if load.is_long:
+        print(f"note: {len(load.sizes)} layer(s) to round, roughly {load.seconds / 3600:.1f} h with sa at "
+              f"{num_reads} reads (estimate; other samplers differ); --layers chooses fewer.", file=sys.stderr)
 
 
 def _run_multi_from_args(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     if args.method == "adaround":
         options: dict[str, Any] = {"bits": args.bits, "scale": args.scale, "layers": args.layers,
                                    "use_quantized_inputs": not args.float_inputs}
-        _warn_if_long(ws, args.layers, args.reads)
+        _warn_if_long(ws, args.layers, args.reads, args.num_sweeps)
     elif args.method == "filter-pruning":
         options = {"sparsity": args.sparsity, "importance": args.importance, "mu": args.mu,
                    "refine": args.refine, "finetune_epochs": args.finetune_epochs}

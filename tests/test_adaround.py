@@ -546,7 +546,7 @@ def test_a_layer_too_wide_to_round_is_refused_before_any_work_with_its_size():
     calib = EvalData("x", torch.randn(4, 4), torch.tensor([0, 1, 0, 1]), 2)
     calls = []
     sampler = lambda bqm, **kw: calls.append(bqm) or dimod.ExactSolver().sample(bqm)  # noqa: E731
-    with pytest.raises(InvalidInputError, match=r"Layer 4 has 8,193 weights per output channel.*about \d+ GB"):
+    with pytest.raises(InvalidInputError, match=r"Layer 4 has 4,609 weights per output channel.*about \d+ GB"):
         quantize_model_adaround(wide, calib, bits=3, sampler=sampler)
     assert not calls  # refused up front, not after the small layers were solved
     with pytest.raises(InvalidInputError, match="Quantize the other layers"):

@@ -8,13 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from core.errors import InvalidInputError
 from core.formulations.adaround import _anneals_as_given
 from core.methods.adaround import (
     DEFAULT_LAYERS_BUDGET_S,
+    LONG_RUN_S,
     SA_COUPLER_UPDATES_PER_S,
     default_layers,
     layer_sizes,
     quantizable_layers,
+    workload,
 )
 from core.methods.common import RegistrySampler
 from core.models import load_model
@@ -55,11 +58,59 @@ def test_the_digits_models_are_quantized_whole_by_default_but_resnet18_is_not():
     assert sum(s.sa_seconds() for s in layer_sizes(resnet) if s.layer in chosen) <= DEFAULT_LAYERS_BUDGET_S
 
 
+def test_workload_of_chosen_layers_scales_with_reads_and_sweeps_and_refuses_unknown_names():
+    model = load_model("digits-cnn")
+    whole = workload(model)
+    assert [s.layer for s in whole.sizes] == ["conv1", "conv2", "fc"] and whole.largest.layer == "fc"
+    assert whole.couplers == sum(s.couplers for s in layer_sizes(model))
+    fc = workload(model, ["fc"], num_reads=2, num_sweeps=500)
+    assert fc.seconds == pytest.approx(workload(model, ["fc"]).seconds / 4)
+    assert not whole.is_long and workload(model, num_sweeps=10**6).seconds > LONG_RUN_S
+    assert workload(model, num_sweeps=10**6).is_long
+    for bad in ("fconv1", ["conv9"], [1]):
+        with pytest.raises(InvalidInputError):
+            workload(model, bad)
+    with pytest.raises(InvalidInputError, match="num_sweeps"):
+        workload(model, num_sweeps=0)
+    assert workload(model, []).largest is None and workload(model, []).seconds == 0
+
+
 def test_the_vectorised_beta_range_goes_to_simulated_annealing_only_on_unembedded_problems():
-    assert _anneals_as_given(SimulatedAnnealingSampler())
-    assert _anneals_as_given(RegistrySampler("sa", dense=True))  # the app's and CLI's path
-    assert not _anneals_as_given(TabuSampler())
-    assert not _anneals_as_given(RegistrySampler("mock-qpu-pegasus", dense=True))  # acts on the embedded problem
+    from core.solvers import get_sampler
+
+    assert _anneals_as_given(SimulatedAnnealingSampler(), {})
+    assert _anneals_as_given(RegistrySampler("sa", dense=True), {})  # the app's and CLI's path
+    assert not _anneals_as_given(TabuSampler(), {})
+    # QPU-like: the parameters act on the embedded problem, behind the registry or given directly
+    assert not _anneals_as_given(RegistrySampler("mock-qpu-pegasus", dense=True), {})
+    assert not _anneals_as_given(get_sampler("mock-qpu-zephyr"), {})
+    # a range or schedule the user chose is kept
+    assert not _anneals_as_given(SimulatedAnnealingSampler(), {"beta_range": [0.1, 1.0]})
+    assert not _anneals_as_given(RegistrySampler("sa", params={"beta_range": [0.1, 1.0]}), {})
+    assert not _anneals_as_given(RegistrySampler("sa", params={"beta_schedule_type": "custom"}), {})
+
+
+def test_a_beta_range_chosen_in_the_app_reaches_the_sampler(monkeypatch):
+    import core.solvers
+    from core.formulations.adaround import quantize_model_adaround
+    from core.workspace import open_workspace
+
+    seen = []
+    real_solve = core.solvers.solve
+
+    def spy(bqm, name, **kwargs):
+        seen.append(kwargs.get("beta_range"))
+        return real_solve(bqm, name, **kwargs)
+
+    monkeypatch.setattr(core.solvers, "solve", spy)
+    ws = open_workspace("digits-cnn")
+    sampler = RegistrySampler("sa", params={"beta_range": [0.001, 0.002], "num_sweeps": 10})
+    quantize_model_adaround(ws.model, ws.calibration, bits=3, sampler=sampler, num_reads=1, layers=["conv1"])
+    assert seen and all(list(r) == [0.001, 0.002] for r in seen)
+    seen.clear()
+    quantize_model_adaround(ws.model, ws.calibration, bits=3, sampler=RegistrySampler("sa", params={"num_sweeps": 10}),
+                            num_reads=1, layers=["conv1"])
+    assert seen and all(r is not None and r[0] < r[1] for r in seen)  # the vectorised default
 
 
 @pytest.mark.parametrize(

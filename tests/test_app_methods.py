@@ -46,7 +46,8 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert (f.params["layer"], f.params["channel"], f.params["bits"]) == ("conv2", 3, 2)
 
     app.switch_page("app_pages/solve.py").run()
-    assert any(c.value.startswith("Roughly ") and "for the 3 chosen layer(s)" in c.value for c in app.caption)
+    assert any(c.value.startswith("Roughly ") and "for the 3 chosen layer(s) at 4 reads x 1000 sweeps" in c.value
+               for c in app.caption)
     run_on_solve(app, "sa", "adaround", reads=2)
     report = app.session_state["last_report"]
     assert report["method"] == "adaround" and report["params"]["bits"] == 2

@@ -127,8 +127,10 @@ def test_a_rounding_run_of_hours_is_announced_before_it_starts(capsys):
     from core.workspace import open_workspace
 
     ws = open_workspace("resnet18")
-    _warn_if_long(ws, ["conv1", "fc"], 4)
+    _warn_if_long(ws, ["conv1", "fc"], 4, None)
     assert capsys.readouterr().err == ""
-    _warn_if_long(ws, None, 4)
+    _warn_if_long(ws, ["conv1", "fc"], 4, 500_000)  # the sweeps count
+    assert "2 layer(s) to round" in capsys.readouterr().err
+    _warn_if_long(ws, None, 4, None)
     err = capsys.readouterr().err
     assert err.startswith("note: 21 layer(s) to round, roughly") and " h with sa at 4 reads" in err and "--layers" in err

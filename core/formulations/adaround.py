@@ -130,10 +130,11 @@ from core.models.units import COMPRESSIBLE
 METHOD = "adaround"
 TARGETS = ("layer", "float_outputs", "float_outputs_last")
 MAX_BITS = 16
-#: weights per output channel above which a layer is refused: its (f+1)^2 float64 Gram matrix and one dense
-#: channel QUBO (f^2/2 couplers, ~24 bytes each in dimod) would need several GB (VGG's 25088-input classifier:
-#: 5 GB and 7.5 GB). resnet18's largest convolutions have 4608.
-MAX_WEIGHTS_PER_CHANNEL = 8192
+#: weights per output channel above which a layer is refused: one dense channel QUBO is built, sampled and
+#: copied at a time, about 225 bytes per coupler at peak (measured: 2.4 GB above the baseline for 4,608), plus the
+#: (f+1)^2 float64 Gram matrix. 4,608 is the model zoo's largest (resnet18's 3x3 convs on 512 channels).
+MAX_WEIGHTS_PER_CHANNEL = 4608
+PEAK_BYTES_PER_COUPLER = 225
 Progress = Callable[[float, str], None]
 SamplerLike = dimod.Sampler | Callable[..., dimod.SampleSet]
 
@@ -183,11 +184,11 @@ def _check_layer(layer: Any, name: str = "layer") -> nn.Conv2d | nn.Linear:
 def _check_qubo_size(layer: nn.Conv2d | nn.Linear, name: str) -> None:
     f = int(layer.weight[0].numel())
     if f > MAX_WEIGHTS_PER_CHANNEL:
-        gib = (8 * (f + 1) ** 2 + 24 * f * (f - 1) // 2) / 2**30
+        gib = (8 * (f + 1) ** 2 + PEAK_BYTES_PER_COUPLER * f * (f - 1) // 2) / 2**30
         raise InvalidInputError(
             f"Layer {name} has {f:,} weights per output channel; its rounding QUBOs (one dense QUBO of that size per "
-            f"channel, plus the Gram matrix) would need about {gib:.0f} GB, beyond what this tool handles "
-            f"({MAX_WEIGHTS_PER_CHANNEL:,} at most). Quantize the other layers (--layers, or Layers to quantize)."
+            f"channel, plus the Gram matrix) would need about {gib:.0f} GB; this tool takes at most "
+            f"{MAX_WEIGHTS_PER_CHANNEL:,} weights per channel. Quantize the other layers (--layers, or Layers to quantize)."
         )
 
 
@@ -770,13 +771,19 @@ def _default_beta_range(linear: np.ndarray, rows: np.ndarray, cols: np.ndarray, 
     return [hot, cold]
 
 
-def _anneals_as_given(sampler: SamplerLike) -> bool:
-    """Whether the sampler takes a ``beta_range`` for the problem as given (simulated annealing, also behind a
-    :class:`core.methods.common.RegistrySampler`), so the vectorised default can replace dwave-samplers'
-    Python loop; not for a QPU-like sampler, whose parameters act on the embedded problem."""
-    return "beta_range" in (getattr(sampler, "parameters", None) or {}) and (
-        getattr(sampler, "max_dense_variables", None) is None
-    )
+def _anneals_as_given(sampler: SamplerLike, kwargs: Mapping[str, Any]) -> bool:
+    """Whether to pass the vectorised default ``beta_range`` (it replaces dwave-samplers' Python loop): the
+    sampler is simulated annealing on the problem as given (also behind a
+    :class:`core.methods.common.RegistrySampler`; not a QPU-like sampler, whose parameters act on the embedded
+    problem) and neither ``kwargs`` nor the sampler's own ``params`` set a range or a custom schedule."""
+    from core.solvers.qpu import qpu_topology
+
+    chosen = {**(getattr(sampler, "params", None) or {}), **kwargs}
+    if "beta_range" in chosen or chosen.get("beta_schedule_type", "geometric") == "custom":
+        return False
+    if "beta_range" not in (getattr(sampler, "parameters", None) or {}):
+        return False
+    return getattr(sampler, "max_dense_variables", None) is None and qpu_topology(sampler) is None
 
 
 def _check_fits(name: str, variables: int, max_batch_variables: int | None) -> None:
@@ -853,11 +860,7 @@ def _solve_layer(
         )
         batch_seed = int(np.random.SeedSequence([seed, layer_index, b]).generate_state(1)[0]) % (2**31 - 1)
         kwargs = dict(sample_kwargs)
-        if (
-            "beta_range" not in kwargs
-            and _anneals_as_given(sampler)
-            and kwargs.get("beta_schedule_type", "geometric") != "custom"
-        ):
+        if _anneals_as_given(sampler, kwargs):
             kwargs["beta_range"] = _default_beta_range(lin_all, rows_all, cols_all, quad_all)
         sampleset = _sample(sampler, bqm, num_reads, batch_seed, kwargs)
         record = sampleset.record.sample

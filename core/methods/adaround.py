@@ -52,11 +52,14 @@ from core.models.units import COMPRESSIBLE
 
 METHOD = "adaround"
 EXACT_MAX_FREE = 16
-#: sa coupler updates per second on channel QUBOs here, the slowest measured (``python -m benchmarks.adaround
-#: --sa-rate``: 0.6-1.7e9; large layers are the slow end), so estimates err long
-SA_COUPLER_UPDATES_PER_S = 6e8
+#: sa coupler updates per second on channel QUBOs here, a little under the slowest measured (``python -m
+#: benchmarks.adaround --sa-rate``: 5.5e8 on large layers, up to 1.7e9 on small ones). Large layers also spend a
+#: few seconds per channel building and starting each QUBO, which the estimate leaves out.
+SA_COUPLER_UPDATES_PER_S = 5e8
 #: estimated sa seconds of the layers the app quantizes by default (see default_layers)
 DEFAULT_LAYERS_BUDGET_S = 60.0
+#: above this estimate the app warns and the command line prints a note before the run
+LONG_RUN_S = 300.0
 MAX_SAMPLE_BITS = 2_000_000
 ENERGIES_NOTE = (
     "One energy per subproblem (output channel; layers in order, channels in order): the QUBO energy of the "
@@ -99,10 +102,49 @@ def layer_sizes(model: nn.Module) -> list[LayerSize]:
     return sizes
 
 
-def estimated_sa_seconds(model: nn.Module, layers: Sequence[str] | None = None, *, num_reads: int = 4,
-                         num_sweeps: int = 1000) -> float:
-    """Rough sa time for rounding ``layers`` (default: all), by :meth:`LayerSize.sa_seconds`."""
-    return sum(s.sa_seconds(num_reads, num_sweeps) for s in layer_sizes(model) if layers is None or s.layer in layers)
+@dataclass(frozen=True)
+class Workload:
+    """The rounding QUBOs of the chosen layers, and roughly how long sa samples them here."""
+
+    sizes: tuple[LayerSize, ...]
+    num_reads: int
+    num_sweeps: int
+
+    @property
+    def couplers(self) -> int:
+        return sum(s.couplers for s in self.sizes)
+
+    @property
+    def seconds(self) -> float:
+        """Estimated sa sampling time (:meth:`LayerSize.sa_seconds` summed)."""
+        return sum(s.sa_seconds(self.num_reads, self.num_sweeps) for s in self.sizes)
+
+    @property
+    def largest(self) -> LayerSize | None:
+        return max(self.sizes, key=lambda s: s.couplers, default=None)
+
+    @property
+    def is_long(self) -> bool:
+        return self.seconds > LONG_RUN_S
+
+
+def workload(model: nn.Module, layers: Sequence[str] | None = None, *, num_reads: int = 4,
+             num_sweeps: int = 1000) -> Workload:
+    """:class:`Workload` of rounding ``layers`` (default: every quantizable layer) at ``num_reads`` x
+    ``num_sweeps``."""
+    sizes = layer_sizes(model)
+    if layers is not None:
+        if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+            raise InvalidInputError("layers must be a list of layer names.")
+        known = {s.layer for s in sizes}
+        unknown = [n for n in layers if n not in known]
+        if unknown:
+            raise InvalidInputError(f"Not a Conv2d/Linear layer of this model: {', '.join(unknown)}.")
+        sizes = [s for s in sizes if s.layer in layers]
+    for name, value in (("num_reads", num_reads), ("num_sweeps", num_sweeps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return Workload(tuple(sizes), num_reads, num_sweeps)
 
 
 def default_layers(model: nn.Module, budget_s: float = DEFAULT_LAYERS_BUDGET_S) -> list[str]:

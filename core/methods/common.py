@@ -54,12 +54,10 @@ class RegistrySampler:
         of a QPU-like sampler's qubit graph; None for samplers without a graph."""
         from core.embedding import max_clique_size
         from core.solvers import get_sampler
+        from core.solvers.qpu import qpu_topology
 
-        sampler: Any = get_sampler(self.name, **self.config)
-        while sampler is not None and getattr(sampler, "topology", None) is None:
-            children = getattr(sampler, "children", None)  # the embedding composite sits below timing
-            sampler = children[0] if children else None
-        return None if sampler is None else max_clique_size(sampler.topology)
+        topology = qpu_topology(get_sampler(self.name, **self.config))
+        return None if topology is None else max_clique_size(topology)
 
     @functools.cached_property
     def parameters(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ __all__ = [
     "LeapHybridBQMSampler",
     "SimulatedQPUSampler",
     "has_token",
+    "qpu_topology",
     "redact",
     "resolve_token",
 ]
@@ -138,6 +139,18 @@ class SimulatedQPUSampler(MockDWaveSampler):
         if label is not None:
             sampleset.info["problem_label"] = label
         return sampleset
+
+
+def qpu_topology(sampler: Any) -> Topology | None:
+    """The qubit-graph topology of the QPU-like sampler in a composite chain (first children down), or None
+    for a sampler that takes problems as they are."""
+    while sampler is not None:
+        topology = getattr(sampler, "topology", None)
+        if topology is not None:
+            return topology
+        children = getattr(sampler, "children", None)
+        sampler = children[0] if children else None
+    return None
 
 
 def _validate_beta_range(beta_range: Any) -> tuple[float, float] | None:
