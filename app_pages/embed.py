@@ -7,6 +7,7 @@ from core.inspect import INSPECTOR_APP_HINT, inspector_app_available, open_in_in
 from core.runs import MULTI_QUBO_METHODS
 from core.viz import chain_length_histogram, embedding_view, embedding_view_from_inspector, problem_graph
 from ui.common import guarded, page_intro, require_workspace
+from ui.pipeline import keep_widget, remember_widgets
 
 TOPOLOGY_LABELS = {
     "pegasus": "Pegasus (Advantage-like, P16)",
@@ -43,6 +44,8 @@ def preview_data(bqm, result, strength):
     return st.session_state["inspector_data"]
 
 
+KEPT = ("topology", "embed_method", "auto_chain_strength", "chain_strength", "embed_seed", "embed_zoom")
+keep_widget(*KEPT)
 settings, results = st.columns([1, 2], gap="large")
 with settings:
     st.subheader("Settings")
@@ -57,6 +60,7 @@ with settings:
         strength = st.number_input("Chain strength", min_value=0.0, value=1.0, step=0.1, key="chain_strength")
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="embed_seed")
     run = st.button("Embed", type="primary", key="embed_button", width="stretch")
+remember_widgets(*KEPT)
 
 if run:
     with results, st.spinner("Finding a minor embedding..."):

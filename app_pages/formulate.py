@@ -28,8 +28,9 @@ page_intro(
     "keep. The last two solve many small QUBOs; here you inspect one of them.",
 )
 ws = require_workspace()
-KEPT = ("method", "ar_bits", "ar_scale", "ar_layers", "ar_layer", "ar_channel", "fp_sparsity", "fp_importance", "fp_mu",
-        "fp_layer", "fp_refine", "fp_finetune")
+KEPT = ("method", "log_scale", "options", "lambda_bits", "lambda_sparsity", "budget_mode", "budget_ratio",
+        "budget_encoding", "groups", "pairwise", "sensitivity", "ar_bits", "ar_scale", "ar_layers", "ar_layer",
+        "ar_channel", "fp_sparsity", "fp_importance", "fp_mu", "fp_layer", "fp_refine", "fp_finetune")
 keep_widget(*KEPT)
 
 settings, results = st.columns([1, 2], gap="large")
@@ -169,7 +170,6 @@ def filter_pruning_section() -> None:
 
 def mixed_precision_section() -> None:
     """F1: the whole mixed-precision QUBO."""
-    remember_widgets(*KEPT)
     with settings:
         options = st.multiselect("Options per unit", ["prune", 1, 2, 3, 4, 5, 6, 7, 8, "keep"],
                                  default=["prune", 2, 4, 8, "keep"], key="options",
@@ -195,6 +195,7 @@ def mixed_precision_section() -> None:
                                    help="measured: loss increase on calibration data. hessian: Hutchinson trace x "
                                         "quantization noise. magnitude: squared weight perturbation.")
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
+    remember_widgets(*KEPT)
 
     if method not in IMPLEMENTED_METHODS:
         with results:

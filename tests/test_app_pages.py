@@ -266,3 +266,26 @@ def test_model_page_bad_npz_upload_is_refused_and_keeps_the_model(app):
     ok(app)
     assert any(".npz" in e.value for e in app.error)
     assert app.session_state["workspace"].data.name == "digits-test"
+
+
+def test_formulate_and_embed_settings_survive_a_visit_to_other_pages(app):
+    load_digits_cnn(app)
+    app.switch_page("app_pages/formulate.py").run()
+    app.slider(key="lambda_bits").set_value(1.5).run()
+    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
+    app.toggle(key="pairwise").set_value(True).run()
+    ok(app)
+    built = app.session_state["formulation"]
+    app.switch_page("app_pages/embed.py").run()
+    app.selectbox(key="topology").set_value("zephyr").run()
+    app.button(key="embed_button").click().run()
+    ok(app)
+    app.switch_page("app_pages/solve.py").run()
+    app.switch_page("app_pages/formulate.py").run()
+    ok(app)
+    assert app.slider(key="lambda_bits").value == 1.5 and app.toggle(key="pairwise").value
+    assert app.radio(key="budget_mode").value == "ratio of fp32 size"
+    assert app.session_state["formulation"] is built  # the same QUBO, so its embedding still applies
+    app.switch_page("app_pages/embed.py").run()
+    ok(app)
+    assert app.selectbox(key="topology").value == "zephyr" and app.session_state.get("embedding") is not None
