@@ -40,6 +40,11 @@ with settings:
                           format_func=lambda m: m if m in IMPLEMENTED_METHODS else f"{m} (coming soon)")
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
+previous = st.session_state.get("formulation")
+if previous is not None and previous.method != method:
+    # another method's QUBO must not stay behind for Embed and Solve when this method's cannot be built
+    for key in ("formulation", "formulation_key", "embedding"):
+        st.session_state.pop(key, None)
 
 def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str | None]) -> None:
     """Variables and interactions of the shown subproblem, then ``(label, value, help)`` metrics."""

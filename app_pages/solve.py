@@ -12,7 +12,7 @@ from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars
 from ui.common import before_after_metrics, guarded, human_bits, human_duration, page_intro, require_workspace
-from ui.pipeline import keep_widget, parse_param, remember_widgets, run_store
+from ui.pipeline import keep_widget, parse_param, problem_key, remember_widgets, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
 # per-layer table columns of the multi-QUBO reports: (label, explanation)
@@ -225,12 +225,16 @@ if run:
     if report is not None:
         report["click_to_result_s"] = time.perf_counter() - t0
         st.session_state["last_report"] = report
+        st.session_state["last_report_key"] = problem_key()
 
 with results:
     report = st.session_state.get("last_report")
     if report is None:
         st.info("Choose a sampler and press **Run**.")
         st.stop()
+    if st.session_state.get("last_report_key") != problem_key():
+        st.info(f"This is the last run ({report.get('method')}), made before the settings on Formulate changed: "
+                "press **Run** to solve the current QUBO.", icon=":material/history:")
     if report.get("method") in MULTI_QUBO_METHODS:
         _show_multi(report)
         st.stop()
@@ -240,8 +244,9 @@ with results:
     if exact:
         gap = best["energy"] - exact["energy"]
         at_optimum = gap <= 1e-9 * max(1.0, abs(exact["energy"]))
-        c[1].metric(f"Exact optimum ({exact['method']})", f"{exact['energy']:.6g}",
-                    help="found the optimum" if at_optimum else f"best read is {gap:.3g} above the optimum")
+        c[1].metric("Exact optimum", f"{exact['energy']:.6g}",
+                    help=f"by {exact['method']}; " + ("the best read found it" if at_optimum
+                                                       else f"the best read is {gap:.3g} above it"))
         st.caption("The best read reached the exact optimum." if at_optimum
                    else f"The best read is {gap:.3g} above the exact optimum.")
     else:

@@ -156,3 +156,26 @@ def test_adaround_on_a_large_network_starts_with_its_small_layers_and_warns_abou
     app.multiselect(key="ar_layers").set_value(quantizable_layers(model)).run()
     ok(app)
     assert [w.value for w in app.warning if "largest is layer4" in w.value and " h " in w.value]
+
+
+def test_solve_never_offers_another_methods_qubo_and_marks_a_result_of_older_settings(app):
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    run_on_solve(app, "sa", "adaround", reads=1)
+    assert not [i for i in app.info if "before the settings on Formulate changed" in i.value]
+    app.switch_page("app_pages/formulate.py").run()
+    app.slider(key="ar_bits").set_value(3).run()
+    app.switch_page("app_pages/solve.py").run()
+    ok(app)
+    assert [i for i in app.info if "before the settings on Formulate changed" in i.value]
+    # digits-mlp has no conv layers: filter pruning cannot be built, and Solve must not fall back to adaround
+    app.switch_page("app_pages/model.py").run()
+    app.selectbox(key="builtin_model").set_value("digits-mlp").run()
+    app.button(key="load_model").click().run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    app.selectbox(key="method").set_value("filter-pruning").run()
+    ok(app)
+    app.switch_page("app_pages/solve.py").run()
+    ok(app)
+    assert any("Build a QUBO on the **Formulate** page first." in i.value for i in app.info)

@@ -16,6 +16,11 @@ def _freeze(options: dict[str, Any]) -> str:
     return json.dumps(options, sort_keys=True, default=str)
 
 
+def problem_key() -> tuple[Any, str]:
+    """What Solve would solve now: Formulate's QUBO and, for the multi-QUBO methods, their run settings."""
+    return st.session_state.get("formulation_key"), _freeze(st.session_state.get("method_options") or {})
+
+
 def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str, Any] | None = None) -> Formulation:
     """The QUBO for these settings; rebuilt only when the settings or model change.
 
