@@ -433,3 +433,20 @@ def test_pareto_mask_property(points: list[tuple[int, int]]) -> None:
     for j in range(n):
         dominated = any(dominates(i, j) for i in range(n))
         assert mask[j] == (not dominated)
+
+
+def test_per_read_quality_only_where_reads_are_independent_samples_of_one_qubo() -> None:
+    assert report_quality(make_report())["p_optimum"] == 0.5  # sa: two of four reads at the optimum
+    multi = make_report(qubo={"num_variables": 40, "num_interactions": 90, "num_subproblems": 4})
+    for report in (multi, make_report(sampler="exact"), make_report(sampler="ga"), make_report(sampler="rl")):
+        q = report_quality(report)
+        assert q["p_optimum"] is None and q["tts99_s"] is None and q["gap_pct"] == 0.0
+    assert report_quality(make_report(sampler="not-in-the-registry"))["p_optimum"] == 0.5
+
+
+def test_total_time_is_the_runs_wall_time_where_the_report_has_it() -> None:
+    from core.store import total_time_s
+
+    overlapping = {"build_s": 1.0, "sample_s": 2.0, "quantize_s": 3.5, "total_s": 4.0}
+    assert total_time_s(make_report(timing=overlapping)) == 4.0
+    assert total_time_s(make_report(timing={"build_s": 1.0, "sample_s": 2.0})) == 3.0

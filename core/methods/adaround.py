@@ -197,6 +197,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     from core.evaluate import size_bits
     from core.runs import evaluate_pair
 
+    t_start = time.perf_counter()
     num_reads = check_reads(num_reads)
     report_progress = progress or (lambda _f, _m: None)
     solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params, dense=True)
@@ -295,7 +296,8 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         energies=energies, energies_note=ENERGIES_NOTE, best=best, exact=exact, metrics=metrics,
         timing={"build_s": float(sum(r.gram_s for r in result.layers)), "embed_s": solver.embed_s,
                 "sample_s": solver.sample_s, "evaluate_s": evaluate_s, "quantize_s": quantize_s,
-                "solve_s": float(sum(r.solve_s for r in result.layers)), "measure_s": measure_s},
+                "solve_s": float(sum(r.solve_s for r in result.layers)), "measure_s": measure_s,
+                "total_s": time.perf_counter() - t_start},
         baselines={"rtn": {
             "label": "round-to-nearest",
             "accuracy": rtn_acc,

@@ -112,6 +112,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
     from core.runs import evaluate_pair
     from core.solvers import get_sampler, sampler_info
 
+    t_start = time.perf_counter()
     num_reads = check_reads(num_reads)
     info = sampler_info(sampler)
     if not info.is_available:
@@ -205,7 +206,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
         exact=exact, metrics=metrics,
         timing={"build_s": timing.get("statistics_s", 0.0), "embed_s": 0.0,
                 "sample_s": timing.get("qubo_s", 0.0) + timing.get("refine_s", 0.0), "evaluate_s": evaluate_s,
-                **{k: v for k, v in timing.items()}},
+                **{k: v for k, v in timing.items()}, "total_s": time.perf_counter() - t_start},
         baselines=baselines,
         layers=layers,
         original=as_dict["original"], removed=as_dict["removed"], masked=as_dict["masked"],

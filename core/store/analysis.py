@@ -185,13 +185,29 @@ def _get(d: Any, *keys: str) -> Any:
 
 
 def total_time_s(report: Mapping[str, Any]) -> float | None:
-    """Sum of the numeric ``timing`` entries of a report (seconds), or None."""
+    """The run's wall time: ``timing.total_s`` where the report has it (multi-QUBO runs, whose other entries
+    overlap), else the sum of the numeric ``timing`` entries (seconds); None without timing."""
     timing = report.get("timing")
     if not isinstance(timing, Mapping):
         return None
+    total = _finite_or_none(timing.get("total_s"))
+    if total is not None:
+        return total
     values = [_finite_or_none(v) for v in timing.values() if not isinstance(v, bool)]
     values = [v for v in values if v is not None]
     return float(sum(values)) if values else None
+
+
+def _independent_reads(report: Mapping[str, Any]) -> bool:
+    if _get(report, "qubo", "num_subproblems") is not None:
+        return False
+    from core.solvers import sampler_info
+
+    try:
+        category = sampler_info(str(report.get("sampler"))).category
+    except (KeyError, InvalidInputError):
+        return True  # an unknown (e.g. renamed) sampler: take its reads at face value
+    return category not in ("exact", "baseline")
 
 
 def report_quality(
@@ -201,7 +217,10 @@ def report_quality(
 
     The optimum is the exact energy when known, otherwise the best energy of
     the run (best-known). The time per read is ``timing.sample_s`` divided by
-    the number of reads. Values that cannot be computed are ``None``.
+    the number of reads. Values that cannot be computed are ``None``, and so
+    are the per-read ones where reads are not independent samples of one QUBO:
+    multi-QUBO runs (``energies`` has one entry per subproblem), an exact
+    solver (it lists every state) and the ga / rl baselines (states of one run).
     """
     best = _finite_or_none(_get(report, "best", "energy"))
     exact = _finite_or_none(_get(report, "exact", "energy"))
@@ -212,6 +231,8 @@ def report_quality(
         "p_optimum": None,
         "tts99_s": None,
     }
+    if not _independent_reads(report):
+        return out
     try:
         arr = np.asarray(energies, dtype=float).ravel()
         occ = None
