@@ -54,10 +54,15 @@ if reports:
     left.plotly_chart(energy_histogram(energies, exact=exact), key="compare_hist", width="stretch")
     right.plotly_chart(energy_ecdf(energies, exact=exact), key="compare_ecdf", width="stretch")
     methods = {r.get("method") for r in reports.values()}
+    models = {r.get("model") for r in reports.values()}
     notes = {r["energies_note"] for r in reports.values() if r.get("energies_note")}
     if len(methods) > 1:
         st.warning(f"The selected runs are of different methods ({', '.join(sorted(map(str, methods)))}): their "
                    "energies measure different things and are not comparable. Select runs of one method.",
+                   icon=":material/warning:")
+    elif len(models) > 1:
+        st.warning(f"The selected runs are of different models ({', '.join(sorted(map(str, models)))}): their "
+                   "QUBOs differ, so the energies are not comparable. Select runs of one model.",
                    icon=":material/warning:")
     elif exact is None and len({r.get("exact", {}) and r["exact"]["energy"] for r in reports.values()}) > 1:
         st.caption("The selected runs solve different QUBOs, so no single exact optimum is marked.")
@@ -66,9 +71,14 @@ if reports:
 
 left, right = st.columns(2)
 plottable = table.dropna(subset=["accuracy_after", "size_bits_after"])
+focus_model = table.loc[table["id"] == chosen_ids[0], "model"].iloc[0] if chosen_ids else None
+if focus_model is not None:  # accuracy and size of different models are not on one front
+    plottable = plottable[plottable["model"] == focus_model]
 if not plottable.empty:
     by_run_kind = plottable.assign(run_kind=plottable["method"].astype(str) + " / " + plottable["sampler"].astype(str))
     left.plotly_chart(pareto_scatter(by_run_kind, color="run_kind"), key="pareto", width="stretch")
+    if table["model"].nunique() > 1:
+        left.caption(f"Runs of {focus_model} only (the model of the first selected run).")
 latest = reports.get(chosen_ids[0]) if reports else None
 if latest and latest.get("units"):
     right.plotly_chart(sensitivity_heatmap(latest["units"], log_scale=True), key="sensitivity", width="stretch")

@@ -179,3 +179,17 @@ def test_solve_never_offers_another_methods_qubo_and_marks_a_result_of_older_set
     app.switch_page("app_pages/solve.py").run()
     ok(app)
     assert any("Build a QUBO on the **Formulate** page first." in i.value for i in app.info)
+
+
+def test_a_model_at_chance_before_compression_is_not_blamed_on_the_compression(app):
+    app.switch_page("app_pages/model.py").run()
+    app.radio(key="model_source").set_value("torchvision").run()
+    app.selectbox(key="tv_model").set_value("resnet18").run()
+    app.selectbox(key="data_choice").set_value("random").run()
+    app.button(key="load_model").click().run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    app.multiselect(key="ar_layers").set_value(["conv1"]).run()
+    run_on_solve(app, "sa", "adaround", reads=1)
+    assert any("already at chance level" in c.value for c in app.caption)
+    assert not [w for w in app.warning if "no longer classifies" in w.value]

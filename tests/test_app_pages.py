@@ -289,3 +289,21 @@ def test_formulate_and_embed_settings_survive_a_visit_to_other_pages(app):
     app.switch_page("app_pages/embed.py").run()
     ok(app)
     assert app.selectbox(key="topology").value == "zephyr" and app.session_state.get("embedding") is not None
+
+
+def test_compare_warns_when_runs_of_different_models_are_selected(app):
+    load_digits_cnn(app)
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
+    app.button(key="run_button").click().run()
+    app.switch_page("app_pages/model.py").run()
+    app.selectbox(key="builtin_model").set_value("digits-mlp").run()
+    app.button(key="load_model").click().run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
+    app.button(key="run_button").click().run()
+    app.switch_page("app_pages/compare.py").run()
+    ok(app)
+    assert set(app.dataframe[0].value["model"]) == {"digits-cnn", "digits-mlp"}
+    assert any("different models" in w.value for w in app.warning)  # the two newest runs are shown
+    assert any(c.value.startswith("Runs of digits-mlp only") for c in app.caption)  # one model per Pareto front

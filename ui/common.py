@@ -55,8 +55,10 @@ def require_workspace():
     """The selected workspace, or a pointer to the Model page (and stop)."""
     ws = current_workspace()
     if ws is None:
-        st.info("Choose a model first on the **Model** page.", icon=":material/arrow_back:")
+        st.info("Choose a model first on the **Model** page. (A new browser session, e.g. after a reload, starts "
+                "without one; saved runs stay on the **Compare** page.)", icon=":material/arrow_back:")
         st.page_link("app_pages/model.py", label="Go to Model", icon=":material/model_training:")
+        st.page_link("app_pages/compare.py", label="Saved runs on Compare", icon=":material/compare_arrows:")
         st.stop()
     return ws
 
