@@ -190,6 +190,11 @@ def _show_multi(report):
         f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
         f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s."
     )
+    if report.get("embedding_summary"):
+        emb = report["embedding_summary"]
+        st.caption(f"Chains over {emb['embeddings']} embeddings on {emb['topology']}: "
+                   f"{report['chain_break_fraction']:.1%} broken, mean chain strength {report['chain_strength']:.3g}, "
+                   f"longest chain {emb['max_chain_length']} qubits.")
     rows = [{"method": "QUBO", "accuracy": metrics["accuracy_after"], "size": human_bits(metrics["size_bits_after"]),
              "compression": metrics["compression_ratio"]}]
     for name, b in report.get("baselines", {}).items():

@@ -120,6 +120,7 @@ def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
     report = app.session_state["last_report"]
     assert report["params"]["layers"] == ["conv1"] and report["params"]["max_batch_variables"] == 180
     assert metrics(app)["Subproblems"] == "16"
+    assert any(c.value.startswith("Chains over 1 embeddings on pegasus") for c in app.caption)
 
 
 def test_layer_choices_of_a_previous_model_give_way_to_the_new_models_layers(app):

@@ -102,6 +102,9 @@ def test_adaround_on_a_simulated_qpu_batches_channels_to_fit_its_graph(tmp_path,
     assert report["params"]["layers"] == ["conv1"] and report["params"]["max_batch_variables"] == 180
     assert [r["batches"] for r in report["layers"]] == [1]
     assert report["timing"]["embed_s"] > 0
+    # chains as for a single QUBO (DESIGN section 4), over the one embedded batch
+    assert report["chain_strength"] > 0 and 0 <= report["chain_break_fraction"] <= 1
+    assert report["embedding_summary"]["embeddings"] == 1 and report["embedding_summary"]["method"] == ["clique"]
     assert report["metrics"]["size_bits_after"] == FP32_CNN_BITS - 31 * 16 * 9  # only conv1's weights shrink
     # fc's channels (512 variables, fully connected) cannot fit: refused at once with a plain message
     code = main(["run", "--model", "digits-cnn", "--method", "adaround", "--bits", "2", "--sampler",
@@ -134,3 +137,20 @@ def test_a_rounding_run_of_hours_is_announced_before_it_starts(capsys):
     _warn_if_long(ws, None, 4, None)
     err = capsys.readouterr().err
     assert err.startswith("note: 21 layer(s) to round, roughly") and " h with sa at 4 reads" in err and "--layers" in err
+
+
+def test_filter_pruning_on_a_simulated_qpu_reports_its_chains(tmp_path):
+    out = tmp_path / "r.json"
+    code = main(["run", "--model", "digits-cnn", "--method", "filter-pruning", "--sparsity", "0.5", "--sampler",
+                 "mock-qpu-pegasus", "--num-sweeps", "50", "--reads", "3", "--latency-repeats", "2", "--no-exact",
+                 "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    summary = report["embedding_summary"]
+    assert summary["embeddings"] >= 2 and summary["topology"] == "pegasus"  # at least one search step per layer
+    assert summary["chain_strength_range"][0] <= report["chain_strength"] <= summary["chain_strength_range"][1]
+    assert 0 <= report["chain_break_fraction"] <= 1 and report["timing"]["embed_s"] > 0
+    sa = tmp_path / "sa.json"
+    assert main(["run", "--model", "digits-cnn", "--method", "filter-pruning", "--sparsity", "0.5", "--reads", "3",
+                 "--latency-repeats", "2", "--no-exact", "--out", str(sa)]) == 0
+    assert "embedding_summary" not in json.loads(sa.read_text())  # nothing embedded

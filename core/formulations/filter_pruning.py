@@ -367,7 +367,7 @@ def capacity_search(
     *,
     mu: float = DEFAULT_MU,
     penalty: float | None = None,
-    sampler: str | dimod.Sampler = "sa",
+    sampler: str | dimod.Sampler | Callable[..., dimod.SampleSet] = "sa",
     num_reads: int = 50,
     seed: int = 0,
     max_solves: int = 30,
@@ -404,7 +404,10 @@ def capacity_search(
             if solves >= max_solves:
                 break
             form = filter_qubo(imp, sim, k, mu=mu, penalty=pen, shift=shift, name=name)
-            ss = solve(form.bqm, sampler, num_reads=num_reads, seed=seed + solves, **kwargs)
+            if isinstance(sampler, (str, dimod.Sampler)):
+                ss = solve(form.bqm, sampler, num_reads=num_reads, seed=seed + solves, **kwargs)
+            else:  # a function (bqm, *, num_reads, seed, **params), e.g. core.methods.common.RegistrySampler
+                ss = sampler(form.bqm, num_reads=num_reads, seed=seed + solves, **kwargs)
             solves += 1
             X = _samples_matrix(ss, c)
             energies = np.asarray(ss.record.energy)
@@ -743,7 +746,7 @@ def prune_filters(
     sparsity: float | Mapping[str, float],
     importance: str = "taylor",
     mu: float = DEFAULT_MU,
-    sampler: str | dimod.Sampler = "sa",
+    sampler: str | dimod.Sampler | Callable[..., dimod.SampleSet] = "sa",
     num_reads: int = 50,
     seed: int = 0,
     layers: Iterable[str] | None = None,
@@ -897,7 +900,7 @@ def prune_filters(
             "similarity": similarity,
             "mu": mu,
             "penalty": DEFAULT_PENALTY if penalty is None else penalty,
-            "sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
+            "sampler": sampler if isinstance(sampler, str) else getattr(sampler, "name", type(sampler).__name__),
             "num_reads": num_reads,
             "seed": seed,
             "layers": names,

@@ -313,6 +313,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
                         "note": "the first layer's output channel 0 (its inputs are the model inputs, so it is "
                                 "exactly the subproblem the run solved); variables are weight positions"},
         num_weights=weights_bits,
+        **solver.embedding_report(),
     )
     report_progress(1.0, "Done")
     return report, bqm

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import dimod
+import numpy as np
 
 from core.errors import InvalidInputError
 from core.jsonable import to_jsonable
@@ -47,6 +48,7 @@ class RegistrySampler:
         self.calls = 0
         self.embed_s = 0.0
         self.sample_s = 0.0
+        self._embedded: list[tuple[float, float, int, dict[str, Any]]] = []  # per call on a QPU-like sampler
 
     @functools.cached_property
     def max_dense_variables(self) -> int | None:
@@ -76,7 +78,38 @@ class RegistrySampler:
         self.calls += 1
         self.embed_s += float(timing.get("embed_s", 0.0) or 0.0)
         self.sample_s += float(timing.get("sample_s", 0.0) or 0.0)
+        if "embedding_summary" in ss.info:
+            chains = bqm.num_variables * int(ss.record.num_occurrences.sum())
+            self._embedded.append((float(ss.info.get("chain_strength") or 0.0),
+                                   float(ss.info.get("chain_break_fraction") or 0.0), chains,
+                                   dict(ss.info["embedding_summary"])))
         return ss
+
+    def embedding_report(self) -> dict[str, Any]:
+        """The report's ``chain_strength``, ``chain_break_fraction`` and ``embedding_summary`` over every call
+        (each call embeds one problem or batch): the mean chain strength, the fraction of all chains of all
+        reads that broke, and per-call extremes; ``{}`` when nothing was embedded."""
+        if not self._embedded:
+            return {}
+        strengths = [e[0] for e in self._embedded]
+        chains = sum(e[2] for e in self._embedded)
+        summaries = [e[3] for e in self._embedded]
+        lengths = [s.get("max_chain_length") for s in summaries if s.get("max_chain_length") is not None]
+        qubits = [s.get("qubits_used") for s in summaries if s.get("qubits_used") is not None]
+        return {
+            "chain_strength": float(np.mean(strengths)),
+            "chain_break_fraction": sum(e[1] * e[2] for e in self._embedded) / chains if chains else 0.0,
+            "embedding_summary": {
+                "embeddings": len(summaries),
+                "method": sorted({str(s.get("method")) for s in summaries}),
+                "topology": summaries[0].get("topology"),
+                "chain_strength_range": [min(strengths), max(strengths)],
+                "max_chain_length": max(lengths) if lengths else None,
+                "max_qubits_used": max(qubits) if qubits else None,
+                "time_s": float(sum(float(s.get("time_s") or 0.0) for s in summaries)),
+                "note": "one embedding per sampler call (a batch of channels or one capacity-search step)",
+            },
+        }
 
 
 def check_reads(num_reads: Any) -> int:

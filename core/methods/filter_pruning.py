@@ -52,7 +52,7 @@ from core.formulations.filter_pruning import (
     normalise,
     prune_filters,
 )
-from core.methods.common import Progress, check_reads, ratio, skeleton
+from core.methods.common import Progress, RegistrySampler, check_reads, ratio, skeleton
 from core.sensitivity.filters import conv_layer_names
 
 METHOD = "filter-pruning"
@@ -110,14 +110,14 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
     """Prune, evaluate and report; returns (report, the first layer's BQM)."""
     from core.evaluate import size_bits
     from core.runs import evaluate_pair
-    from core.solvers import get_sampler, sampler_info
+    from core.solvers import sampler_info
 
     t_start = time.perf_counter()
     num_reads = check_reads(num_reads)
     info = sampler_info(sampler)
     if not info.is_available:
         raise InvalidInputError(f"The sampler {sampler!r} is unavailable here: {info.reason_unavailable}")
-    solver: Any = get_sampler(info.name, **dict(sampler_config)) if sampler_config else info.name
+    solver = RegistrySampler(info.name, config=sampler_config)
     train = None
     if finetune_epochs:
         from core.data import digits_split
@@ -204,13 +204,14 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
               "violations": [], "decision": {n: list(v) for n, v in result.kept.items()}, "sample": sample,
               "sample_note": "per layer: x[i] = 1 keeps filter i"},
         exact=exact, metrics=metrics,
-        timing={"build_s": timing.get("statistics_s", 0.0), "embed_s": 0.0,
+        timing={"build_s": timing.get("statistics_s", 0.0), "embed_s": solver.embed_s,
                 "sample_s": timing.get("qubo_s", 0.0) + timing.get("refine_s", 0.0), "evaluate_s": evaluate_s,
                 **{k: v for k, v in timing.items()}, "total_s": time.perf_counter() - t_start},
         baselines=baselines,
         layers=layers,
         original=as_dict["original"], removed=as_dict["removed"], masked=as_dict["masked"],
         capacity=as_dict["capacity"], refinement=as_dict["refinement"],
+        **solver.embedding_report(),
         bqm_subproblem={"index": 0, "layer": names[0], "num_variables": bqm.num_variables,
                         "num_interactions": bqm.num_interactions,
                         "note": "the first conv layer's QUBO at the capacity search's final penalty P and zero "
