@@ -642,3 +642,20 @@ def test_problem_graph_spreads_disconnected_onehot_cliques():
     for i, a in enumerate(units):
         for b in units[i + 1:]:
             assert np.linalg.norm(means[a] - means[b]) > 1.0
+
+
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_aggregated_sums_of_magnitudes_use_a_scale_from_zero_and_readable_ticks(log_scale) -> None:
+    rng = np.random.default_rng(0)
+    n = 512  # a digits-cnn fc channel QUBO is this size and dense
+    rows, cols = np.triu_indices(n, 1)
+    bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
+        rng.normal(size=n), (rows, cols, rng.normal(size=rows.size)), 0.0, "BINARY"
+    )
+    fig = qubo_heatmap(bqm, log_scale=log_scale)
+    hm = fig.data[0]
+    assert hm.zmin == 0.0 and hm.zmid is None and "sum of |coefficients|" in hm.colorbar.title.text
+    if log_scale:
+        assert all(v >= 0 for v in hm.colorbar.tickvals)
+    assert len(fig.layout.xaxis.ticktext) <= 16  # "500…501"-style bin names, not a smear of 52
+    assert fig.layout.title.text.index("<br>") < 80  # the long aggregation note is a subtitle

@@ -254,12 +254,18 @@ def _aggregated_heatmap(
     zd, bar, scale_note = _colour_axis(z, log_scale, log_threshold)
     what = "sum of |coefficients|" if aggregate == "abs_sum" else "mean coefficient"
     bar["colorbar"]["title"]["text"] = what + (" (sym. log)" if log_scale else "")
-    if aggregate == "abs_sum" and not log_scale:
-        bar = {"colorbar": bar["colorbar"], "colorscale": "Viridis"}
+    if aggregate == "abs_sum":  # never negative: a sequential scale from zero, not a diverging one around it
+        colorbar = bar["colorbar"]
+        if "tickvals" in colorbar:
+            kept = [(v, t) for v, t in zip(colorbar["tickvals"], colorbar["ticktext"], strict=True) if v >= 0]
+            colorbar["tickvals"], colorbar["ticktext"] = [v for v, _ in kept], [t for _, t in kept]
+        bar = {"colorbar": colorbar, "colorscale": "Viridis", "zmin": 0.0}
     # customdata[i][j] = [raw value, number of terms]
     custom = np.dstack([z, count])
     tail = f"{what}: %{{customdata[0]:.6g}}<br>terms: %{{customdata[1]}}<extra></extra>"
-    step = max(1, int(np.ceil(nb / 60)))
+    # about 100 characters of tick labels fit along an axis: "a…b" bin names need fewer ticks than unit names
+    widest = max(len(str(label)) for label in labels) + 1
+    step = max(1, int(np.ceil(nb * widest / 100)))
     if len(set(labels)) == nb:
         coords: dict[str, Any] = {"x": labels, "y": labels}
         hover = "row block: %{y}<br>column block: %{x}<br>" + tail
@@ -292,8 +298,8 @@ def _aggregated_heatmap(
     fig.update_yaxes(autorange="reversed", **ticks)
     return base_layout(
         fig,
-        f"{title}: {n} variables, {bqm.num_interactions} interactions{note} "
-        f"— aggregated by block ({what}; {n}×{n} exceeds {max_cells} cells){scale_note}",
+        f"{title}: {n} variables, {bqm.num_interactions} interactions{note}<br><sub>aggregated by block "
+        f"({what}; {n}×{n} exceeds {max_cells} cells){scale_note}</sub>",
     )
 
 
