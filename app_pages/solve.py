@@ -183,7 +183,7 @@ def _show_multi(report):
         c[2].metric("Exact optimum", "not computed")
     c[3].metric("Representative QUBO", f"{report['bqm_subproblem']['num_variables']} vars",
                 help=report["bqm_subproblem"]["note"])
-    before_after_metrics(metrics, latency_note=(
+    before_after_metrics(metrics, num_classes=ws.data.num_classes, latency_note=(
         "Fake-quantized weights run in fp32 here, so latency does not drop with bits." if report["method"] == "adaround"
         else "Removed filters make the layers really smaller; masked ones (residual joins) do not."))
     st.caption(
@@ -204,13 +204,6 @@ def _show_multi(report):
     st.dataframe(rows, hide_index=True, width="stretch", key="baselines_table",
                  column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                 "compression": st.column_config.NumberColumn(format="%.2fx")})
-    chance = 1.5 / ws.data.num_classes
-    if metrics["accuracy_before"] <= chance:
-        st.caption("The original model is already at chance level on this data (random weights or data), so the "
-                   "accuracies say nothing; the QUBO energies, sizes and timings still do.")
-    elif metrics["accuracy_after"] <= chance:
-        st.warning("The compressed model is at chance level: it no longer classifies. Use more bits or a lower "
-                   "sparsity.", icon=":material/warning:")
     if report["method"] == "adaround":
         st.plotly_chart(layer_error_bars(report["layers"]), key="layer_errors", width="stretch")
         st.caption("Layer errors are measured on the calibration data the rounding was fitted to, and a lower error "
@@ -262,7 +255,12 @@ with results:
                    else f"The best read is {gap:.3g} above the exact optimum.")
     else:
         c[1].metric("Exact optimum", "not computed")
-    c[2].metric("Feasible reads", f"{report['feasible_fraction']:.0%}")
+    if report["sampler"] == "exact":  # it lists every state, so the share says nothing about a sampler
+        c[2].metric("Feasible states", f"{report['feasible_fraction']:.0%}",
+                    help="The exact solver lists every state of the QUBO; this is the share that satisfies the "
+                         "constraints, not a sampler's success rate.")
+    else:
+        c[2].metric("Feasible reads", f"{report['feasible_fraction']:.0%}")
     cbf = report.get("chain_break_fraction")
     c[3].metric("Chain breaks", "n/a" if cbf is None else f"{cbf:.1%}")
     if not best["feasible"]:
@@ -283,5 +281,5 @@ with results:
     left.plotly_chart(decision_bars(best["decision"], params=params), key="decision_bars", width="stretch")
     right.dataframe([{"unit": k, "option": str(v), "params": params.get(k)} for k, v in best["decision"].items()],
                     hide_index=True, width="stretch")
-    before_after_metrics(metrics, latency_note="Fake-quantized weights run in fp32 here, so latency does not "
-                                              "drop with bits.")
+    before_after_metrics(metrics, num_classes=ws.data.num_classes,
+                         latency_note="Fake-quantized weights run in fp32 here, so latency does not drop with bits.")

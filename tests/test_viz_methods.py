@@ -16,7 +16,10 @@ def test_layer_error_bars_has_qubo_and_rtn_traces():
     assert list(fig.data[0].x) == ["conv1", "fc"]
     assert list(fig.data[0].y) == [0.01, 0.003] and list(fig.data[1].y) == [0.02, 0.03]
     assert fig.data[0].customdata[1][0] == pytest.approx(0.1)
-    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.type == "linear"  # one decade: bars from zero compare honestly
+    wide = layer_error_bars([{"layer": "conv1", "error_qubo": 1e-5, "error_rtn": 2e-5},
+                             {"layer": "fc", "error_qubo": 0.003, "error_rtn": 0.03}])
+    assert wide.layout.yaxis.type == "log" and "(log scale)" in wide.layout.title.text
 
 
 def test_layer_error_bars_linear_axis_with_zero_and_empty_and_bad_rows():

@@ -83,13 +83,23 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def before_after_metrics(metrics: dict, *, latency_note: str = "") -> None:
-    """Accuracy, size, compression and latency after compression, with the before values."""
+def before_after_metrics(metrics: dict, *, latency_note: str = "", num_classes: int | None = None) -> None:
+    """Accuracy, size, compression and latency after compression, with the before values; with
+    ``num_classes``, a note when the model was at chance level already or is after compression."""
     m = st.columns(4)
-    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}",
-                delta=f"{100 * (metrics['accuracy_after'] - metrics['accuracy_before']):+.1f} pts")
+    change = 100 * (metrics["accuracy_after"] - metrics["accuracy_before"])
+    m[0].metric("Accuracy", f"{metrics['accuracy_after']:.1%}", delta=f"{change:+.1f} pts",
+                delta_color="normal" if round(change, 1) != 0 else "off")
     m[1].metric("Size", human_bits(metrics["size_bits_after"]),
                 help=f"{human_bits(metrics['size_bits_before'])} before compression")
     m[2].metric("Compression", f"{metrics['compression_ratio']:.2f}x")
     m[3].metric("Latency / image", f"{metrics['latency_ms_after']:.3f} ms",
                 help=f"{metrics['latency_ms_before']:.3f} ms before. {latency_note}".strip())
+    if num_classes:
+        chance = 1.5 / num_classes
+        if metrics["accuracy_before"] <= chance:
+            st.caption("The original model is already at chance level on this data (random weights or data), so "
+                       "the accuracies say nothing; the QUBO energies, sizes and timings still do.")
+        elif metrics["accuracy_after"] <= chance:
+            st.warning("The compressed model is at chance level: it no longer classifies. Use more bits or a lower "
+                       "sparsity.", icon=":material/warning:")

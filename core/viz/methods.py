@@ -17,8 +17,8 @@ from core.viz._common import base_layout, colour, empty_figure
 def layer_error_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "Output error per layer") -> go.Figure:
     """Grouped bars of the relative output error per layer, QUBO rounding vs
     round-to-nearest; ``rows`` are adaround's ``layers[]`` (``layer``,
-    ``error_qubo``, ``error_rtn``). The y axis is logarithmic when every error
-    is positive."""
+    ``error_qubo``, ``error_rtn``). The y axis is linear from zero, so bar heights compare honestly, unless the
+    errors span more than two decades (then logarithmic, and the title says so)."""
     if not rows:
         return empty_figure(title, "No layers yet: run adaround to see the errors.")
     try:
@@ -34,8 +34,9 @@ def layer_error_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "Output 
                 hovertemplate="%{x}<br>QUBO error %{y:.3g}<br>%{customdata[0]:.2f} x RTN<extra></extra>")
     fig.add_bar(name="round-to-nearest", x=layers, y=rtn, marker_color=colour(1),
                 hovertemplate="%{x}<br>RTN error %{y:.3g}<extra></extra>")
-    log = all(v > 0 for v in qubo + rtn)
-    return base_layout(fig, title, barmode="group", xaxis_title="layer",
+    values = qubo + rtn
+    log = min(values) > 0 and max(values) / min(values) > 100
+    return base_layout(fig, title + (" (log scale)" if log else ""), barmode="group", xaxis_title="layer",
                        yaxis={"title": "relative squared output error", "type": "log" if log else "linear"})
 
 
