@@ -121,10 +121,13 @@ with results:
                          f"batch 64: {lat['ms_per_image']['64']:.4f} ms per image")
         if report["data"].startswith("random"):
             st.caption("Evaluated on random data: the accuracy is chance level and only the sizes and speeds matter.")
+        elif report["num_examples"] < 100:
+            st.caption(f"Scored on {report['num_examples']} examples ({len(ws.calibration)} more calibrate): "
+                       f"accuracy moves in steps of {1 / report['num_examples']:.1%}, so small differences are noise.")
         st.markdown("**Compressible units** (every Conv2d and Linear layer)")
         st.dataframe(
             report["units"], width="stretch", hide_index=True,
             column_order=["name", "kind", "shape", "params", "out_channels", "groups", "safe_to_prune", "reason"],
             column_config={"safe_to_prune": st.column_config.CheckboxColumn("safe to prune"),
-                           "reason": st.column_config.TextColumn("why not")},
+                           "reason": st.column_config.TextColumn("why not", width="large")},
         )

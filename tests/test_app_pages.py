@@ -307,3 +307,23 @@ def test_compare_warns_when_runs_of_different_models_are_selected(app):
     assert set(app.dataframe[0].value["model"]) == {"digits-cnn", "digits-mlp"}
     assert any("different models" in w.value for w in app.warning)  # the two newest runs are shown
     assert any(c.value.startswith("Runs of digits-mlp only") for c in app.caption)  # one model per Pareto front
+
+
+def test_a_small_uploaded_data_set_says_its_accuracy_is_coarse(app):
+    import io
+
+    import numpy as np
+
+    from core.data import digits_split
+
+    load_digits_cnn(app)
+    test = digits_split().test
+    buf = io.BytesIO()
+    np.savez(buf, images=test.images[:40].numpy()[:, 0], labels=test.labels[:40].numpy())  # (N, H, W) grayscale
+    app.selectbox(key="data_choice").set_value("upload .npz").run()
+    app.file_uploader(key="data_upload").upload("small.npz", buf.getvalue()).run()
+    app.button(key="load_model").click().run()
+    ok(app)
+    assert len(app.session_state["workspace"].data) == 20  # half calibrates
+    assert any(c.value.startswith("Scored on 20 examples (20 more calibrate)") and "5.0%" in c.value
+               for c in app.caption)

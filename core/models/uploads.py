@@ -44,20 +44,20 @@ def load_uploaded_model(
     if _is_torchscript(raw):
         try:
             model = torch.jit.load(io.BytesIO(raw), map_location="cpu")
-        except Exception as exc:  # noqa: BLE001 - a damaged archive can fail in many ways
-            raise InvalidInputError(f"The TorchScript archive could not be loaded ({_short(exc)}). {EXPECTED}") from None
+        except Exception:  # noqa: BLE001 - a damaged archive can fail in many ways, none meant for users
+            raise InvalidInputError(f"The TorchScript archive is damaged and could not be loaded. {EXPECTED}") from None
         return _checked(model.eval())
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if not raw.startswith(b"\x80") and "Unsupported global" not in str(exc):
-            raise InvalidInputError(f"The file is not a readable PyTorch file ({_short(exc)}). {EXPECTED}") from None
+            raise InvalidInputError(f"The file is not a PyTorch file (damaged, or another format). {EXPECTED}") from None
         raise InvalidInputError(
             "This file holds pickled Python objects (for example a whole model saved with torch.save(model)); "
             f"for safety those are not loaded. {EXPECTED}"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - truncated/corrupt files raise assorted errors
-        raise InvalidInputError(f"The file is not a readable PyTorch file ({_short(exc)}). {EXPECTED}") from None
+    except Exception:  # noqa: BLE001 - truncated/corrupt files raise assorted errors, none meant for users
+        raise InvalidInputError(f"The file is not a PyTorch file (damaged, or another format). {EXPECTED}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
