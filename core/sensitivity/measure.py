@@ -381,7 +381,8 @@ def measure_sensitivity(
     if isinstance(hessian_samples, bool) or not isinstance(hessian_samples, int) or hessian_samples < 1:
         raise InvalidInputError(f"hessian_samples must be a whole number >= 1, not {hessian_samples!r}.")
     if not isinstance(calib, EvalData) or len(calib) == 0:
-        raise InvalidInputError("Sensitivity needs a non-empty calibration batch (EvalData).")
+        raise InvalidInputError("Sensitivities need calibration examples, and there are none: load the model again "
+                                "on the Model page (or pass calibration data as an EvalData set).")
     units = decision_units(model, groups)
     if not units:
         raise InvalidInputError("This model has no Conv2d or Linear layer to compress.")
