@@ -10,7 +10,7 @@ from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
-from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars
+from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars, split_by_feasibility
 from ui.common import before_after_metrics, guarded, human_bits, human_duration, page_intro, require_workspace
 from ui.pipeline import keep_widget, parse_param, problem_key, remember_widgets, run_store
 
@@ -269,8 +269,8 @@ with results:
     elif report.get("lowest_energy_read", {}).get("feasible") is False:
         st.info(f"The lowest-energy read ({report['lowest_energy_read']['energy']:.6g}) breaks a constraint, "
                 "so the best feasible read is shown and applied.")
-    st.plotly_chart(energy_histogram({report["sampler"]: report["energies"]},
-                                     exact=exact["energy"] if exact else None),
+    st.plotly_chart(energy_histogram(split_by_feasibility(report), exact=exact["energy"] if exact else None,
+                                     normalize=False, title="Energy of all reads (count)"),
                     key="energy_hist", width="stretch")
     st.caption(
         f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "

@@ -209,12 +209,11 @@ def energies_of(sampleset: dimod.SampleSet) -> list[float]:
     return np.repeat(energies, counts).tolist()
 
 
-def feasible_fraction(formulation: Formulation, sampleset: dimod.SampleSet) -> float:
-    total = feasible = 0
-    for sample, count in zip(sampleset.samples(), sampleset.record.num_occurrences):
-        total += int(count)
-        feasible += int(count) * formulation.decode(sample).feasible
-    return feasible / total if total else 0.0
+def feasible_reads(formulation: Formulation, sampleset: dimod.SampleSet) -> list[bool]:
+    """Whether each read decodes to a feasible decision, in the order of :func:`energies_of`."""
+    flags = [bool(formulation.decode(sample).feasible) for sample in sampleset.samples()]
+    counts = np.asarray(sampleset.record.num_occurrences, dtype=int)
+    return np.repeat(np.asarray(flags, dtype=bool), counts).tolist()
 
 
 def build_report(*, model: str, formulation: Formulation, solved: SolveResult, sample: dict,
@@ -223,6 +222,7 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
     ss = solved.sampleset
     info = ss.info
     tables = formulation.tables
+    flags = feasible_reads(formulation, ss)
     report: dict[str, Any] = {
         "model": model,
         "data": data,
@@ -237,7 +237,8 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
             "vartype": formulation.bqm.vartype.name,
         },
         "energies": energies_of(ss),
-        "feasible_fraction": feasible_fraction(formulation, ss),
+        "feasible_reads": flags,
+        "feasible_fraction": sum(flags) / len(flags) if flags else 0.0,
         "lowest_energy_read": {"energy": float(ss.first.energy),
                                "feasible": bool(formulation.decode(ss.first.sample).feasible)},
         "best": {

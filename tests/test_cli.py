@@ -179,6 +179,9 @@ def test_run_report_is_consistent(run_report):
     best, metrics = report["best"], report["metrics"]
     assert best["feasible"] is True
     assert min(report["energies"]) == pytest.approx(best["energy"], abs=1e-12)
+    flags = report["feasible_reads"]  # one per read, aligned with energies
+    assert len(flags) == len(report["energies"]) == report["num_reads"]
+    assert report["feasible_fraction"] == pytest.approx(sum(flags) / len(flags))
     assert best["energy"] >= report["exact"]["energy"] - 1e-9
     assert metrics["size_bits_before"] == 32 * 9930
     assert metrics["compression_ratio"] == pytest.approx(metrics["size_bits_before"] / metrics["size_bits_after"])

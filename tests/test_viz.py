@@ -659,3 +659,15 @@ def test_aggregated_sums_of_magnitudes_use_a_scale_from_zero_and_readable_ticks(
         assert all(v >= 0 for v in hm.colorbar.tickvals)
     assert len(fig.layout.xaxis.ticktext) <= 16  # "500…501"-style bin names, not a smear of 52
     assert fig.layout.title.text.index("<br>") < 80  # the long aggregation note is a subtitle
+
+
+def test_split_by_feasibility_keeps_every_read_once_with_its_label() -> None:
+    from core.viz import split_by_feasibility
+
+    report = {"sampler": "sa", "energies": [1.0, 2.0, 3.0, 4.0], "feasible_reads": [True, False, True, False]}
+    assert split_by_feasibility(report) == {"sa, feasible": [1.0, 3.0], "sa, infeasible": [2.0, 4.0]}
+    assert split_by_feasibility({**report, "feasible_reads": [True] * 4}) == {"sa, feasible": [1.0, 2.0, 3.0, 4.0]}
+    assert split_by_feasibility({"sampler": "sa", "energies": [1.0]}) == {"sa": [1.0]}  # an older report
+    fig = energy_histogram(split_by_feasibility(report), normalize=False)
+    assert sorted(t.name for t in fig.data if t.type == "histogram" or t.type == "bar")[:2] == [
+        "sa, feasible", "sa, infeasible"]

@@ -14,7 +14,7 @@ from core.viz.embedding import (
     inspector_embedding,
     target_graph_from_properties,
 )
-from core.viz.energy import energy_ecdf, energy_histogram
+from core.viz.energy import energy_ecdf, energy_histogram, split_by_feasibility
 from core.viz.methods import baseline_comparison, kept_filters_map, layer_error_bars
 from core.viz.qubo import DEFAULT_MAX_CELLS, problem_graph, qubo_heatmap
 from core.viz.results import (
@@ -36,6 +36,7 @@ __all__ = [
     "embedding_view_from_inspector",
     "energy_ecdf",
     "energy_histogram",
+    "split_by_feasibility",
     "inspector_data",
     "kept_filters_map",
     "layer_error_bars",

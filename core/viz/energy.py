@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -42,6 +43,22 @@ def _add_optimum(fig: go.Figure, exact: float | None) -> None:
         annotation_text=f"exact optimum {float(exact):.6g}",
         annotation_position="top left",
     )
+
+
+def split_by_feasibility(report: Mapping[str, Any]) -> dict[str, list[float]]:
+    """A run's read energies as ``{"<sampler>, feasible": [...], "<sampler>, infeasible": [...]}`` for
+    :func:`energy_histogram` (only the labels that have reads), using the report's ``feasible_reads``; a
+    report without it (older runs) gives ``{"<sampler>": energies}``."""
+    energies = [float(e) for e in report.get("energies") or []]
+    label = str(report.get("sampler", "run"))
+    flags = report.get("feasible_reads")
+    if not isinstance(flags, Sequence) or len(flags) != len(energies):
+        return {label: energies}
+    parts = {
+        f"{label}, feasible": [e for e, ok in zip(energies, flags, strict=True) if ok],
+        f"{label}, infeasible": [e for e, ok in zip(energies, flags, strict=True) if not ok],
+    }
+    return {k: v for k, v in parts.items() if v}
 
 
 def energy_histogram(
