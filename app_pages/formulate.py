@@ -38,6 +38,7 @@ with settings:
     st.subheader("Settings")
     method = st.selectbox("Method", METHODS, key="method",
                           format_func=lambda m: m if m in IMPLEMENTED_METHODS else f"{m} (coming soon)")
+    remember_widgets("method")  # sections may return before they remember their own widgets
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
 previous = st.session_state.get("formulation")

@@ -192,7 +192,8 @@ def _show_multi(report):
     )
     if report.get("embedding_summary"):
         emb = report["embedding_summary"]
-        st.caption(f"Chains over {emb['embeddings']} embeddings on {emb['topology']}: "
+        st.caption(f"Chains over {emb['embeddings']} embedding{'s' if emb['embeddings'] != 1 else ''} on "
+                   f"{emb['topology']}: "
                    f"{report['chain_break_fraction']:.1%} broken, mean chain strength {report['chain_strength']:.3g}, "
                    f"longest chain {emb['max_chain_length']} qubits.")
     rows = [{"method": "QUBO", "accuracy": metrics["accuracy_after"], "size": human_bits(metrics["size_bits_after"]),

@@ -211,7 +211,7 @@ def energies_of(sampleset: dimod.SampleSet) -> list[float]:
 
 def feasible_reads(formulation: Formulation, sampleset: dimod.SampleSet) -> list[bool]:
     """Whether each read decodes to a feasible decision, in the order of :func:`energies_of`."""
-    flags = [bool(formulation.decode(sample).feasible) for sample in sampleset.samples()]
+    flags = [bool(formulation.decode(sample).feasible) for sample in sampleset.samples(sorted_by=None)]
     counts = np.asarray(sampleset.record.num_occurrences, dtype=int)
     return np.repeat(np.asarray(flags, dtype=bool), counts).tolist()
 

@@ -120,7 +120,7 @@ def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
     report = app.session_state["last_report"]
     assert report["params"]["layers"] == ["conv1"] and report["params"]["max_batch_variables"] == 180
     assert metrics(app)["Subproblems"] == "16"
-    assert any(c.value.startswith("Chains over 1 embeddings on pegasus") for c in app.caption)
+    assert any(c.value.startswith("Chains over 1 embedding on pegasus") for c in app.caption)
 
 
 def test_layer_choices_of_a_previous_model_give_way_to_the_new_models_layers(app):
@@ -169,6 +169,12 @@ def test_solve_never_offers_another_methods_qubo_and_marks_a_result_of_older_set
     app.switch_page("app_pages/solve.py").run()
     ok(app)
     assert [i for i in app.info if "before the settings on Formulate changed" in i.value]
+    # showing another channel's QUBO on Formulate changes nothing that Run solves
+    app.switch_page("app_pages/formulate.py").run()
+    app.slider(key="ar_bits").set_value(4).run()  # back to the run's settings
+    app.selectbox(key="ar_channel").set_value(5).run()
+    app.switch_page("app_pages/solve.py").run()
+    assert not [i for i in app.info if "before the settings on Formulate changed" in i.value]
     # digits-mlp has no conv layers: filter pruning cannot be built, and Solve must not fall back to adaround
     app.switch_page("app_pages/model.py").run()
     app.selectbox(key="builtin_model").set_value("digits-mlp").run()
@@ -180,6 +186,8 @@ def test_solve_never_offers_another_methods_qubo_and_marks_a_result_of_older_set
     app.switch_page("app_pages/solve.py").run()
     ok(app)
     assert any("Build a QUBO on the **Formulate** page first." in i.value for i in app.info)
+    app.switch_page("app_pages/formulate.py").run()
+    assert app.selectbox(key="method").value == "filter-pruning"  # remembered though its section stopped early
 
 
 def test_a_model_at_chance_before_compression_is_not_blamed_on_the_compression(app):

@@ -327,3 +327,16 @@ def test_a_small_uploaded_data_set_says_its_accuracy_is_coarse(app):
     assert len(app.session_state["workspace"].data) == 20  # half calibrates
     assert any(c.value.startswith("Scored on 20 examples (20 more calibrate)") and "5.0%" in c.value
                for c in app.caption)
+
+
+def test_a_mixed_precision_result_stays_current_after_a_look_at_another_method(app):
+    load_digits_cnn(app)
+    app.switch_page("app_pages/formulate.py").run()
+    app.switch_page("app_pages/solve.py").run()
+    app.button(key="run_button").click().run()
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    app.selectbox(key="method").set_value("mixed-precision").run()
+    app.switch_page("app_pages/solve.py").run()
+    ok(app)
+    assert not [i for i in app.info if "before the settings on Formulate changed" in i.value]

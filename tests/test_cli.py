@@ -223,3 +223,21 @@ def test_run_bqm_file_reproduces_the_best_energy(run_report):
     assert bqm.vartype is dimod.BINARY
     assert set(bqm.variables) == set(report["best"]["sample"])
     assert math.isclose(bqm.energy(report["best"]["sample"]), report["best"]["energy"], rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_feasible_reads_follow_the_record_order_of_any_sampleset():
+    import dimod
+
+    from core.runs import energies_of, feasible_reads, formulate
+    from core.workspace import open_workspace
+
+    f = formulate(open_workspace("digits-cnn"), "mixed-precision")
+    variables = list(f.bqm.variables)
+    ok = dict.fromkeys(variables, 0)
+    for unit in {v.split("@")[0] for v in variables}:
+        ok[f"{unit}@keep"] = 1
+    bad = dict.fromkeys(variables, 0)  # no option chosen: infeasible
+    # record order: the feasible sample first, though its energy is the higher one
+    ss = dimod.SampleSet.from_samples([ok, bad], "BINARY", energy=[1.0, -1.0], num_occurrences=[3, 1])
+    assert energies_of(ss) == [1.0, 1.0, 1.0, -1.0]
+    assert feasible_reads(f, ss) == [True, True, True, False]

@@ -9,16 +9,20 @@ from typing import Any
 import streamlit as st
 
 from core.formulations.base import Formulation
-from core.runs import formulate
+from core.runs import MULTI_QUBO_METHODS, formulate
 
 
 def _freeze(options: dict[str, Any]) -> str:
     return json.dumps(options, sort_keys=True, default=str)
 
 
-def problem_key() -> tuple[Any, str]:
-    """What Solve would solve now: Formulate's QUBO and, for the multi-QUBO methods, their run settings."""
-    return st.session_state.get("formulation_key"), _freeze(st.session_state.get("method_options") or {})
+def problem_key() -> tuple[Any, ...]:
+    """What Solve would solve now: Formulate's QUBO, or for the multi-QUBO methods (whose Formulate QUBO is one
+    displayed subproblem) the model, data and run settings."""
+    key = st.session_state.get("formulation_key")
+    if key is None or key[1] not in MULTI_QUBO_METHODS:
+        return (key,)
+    return key[0], key[1], _freeze(st.session_state.get("method_options") or {})
 
 
 def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str, Any] | None = None) -> Formulation:

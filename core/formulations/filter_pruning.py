@@ -379,6 +379,8 @@ def capacity_search(
     """Solve one layer's QUBO with bisection on the linear shift so that the
     decoded solution keeps exactly ``k`` filters (see the module docstring)."""
     imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
+    if not (isinstance(sampler, (str, dimod.Sampler)) or callable(sampler)):
+        raise InvalidInputError("sampler must be a registry name, a dimod sampler or a function (bqm, ...) -> SampleSet.")
     c = imp.size
     pen = DEFAULT_PENALTY if penalty is None else _check_float("penalty", penalty)
     max_solves = _check_int("max_solves", max_solves)
@@ -760,6 +762,7 @@ def prune_filters(
     refine_options: Mapping[str, Any] | None = None,
     polish: bool = True,
     baselines: bool = True,
+    baseline_sampler: str | dimod.Sampler | Callable[..., dimod.SampleSet] | None = None,
     measure_speed: bool = True,
     progress: Progress | None = None,
 ) -> FilterPruningResult:
@@ -782,6 +785,8 @@ def prune_filters(
         refine_options: ``slots``, ``candidates``, ``evals``, ``rank`` for :func:`refine_tt`.
         polish: 1-swap descent on each sampled QUBO solution (same for the L1-QUBO).
         baselines: also compute greedy Taylor, L1 top-K and L1-QUBO.
+        baseline_sampler: the L1-QUBO's sampler (default: ``sampler``); a separate one keeps per-sampler
+            statistics (e.g. a RegistrySampler's chains) to the method's own solves.
         measure_speed: time the original and pruned model (batch 64, 1 thread).
         progress: ``f(fraction, message)``.
     """
@@ -824,19 +829,19 @@ def prune_filters(
     timing["statistics_s"] = time.perf_counter() - t0
     ks = {n: kept_count(stats[n].out_channels, spars[n]) for n in names}
 
-    def qubo(kind: str, label: str, offset: int) -> dict[str, CapacityResult]:
+    def qubo(kind: str, label: str, offset: int, solver: Any) -> dict[str, CapacityResult]:
         out = {}
         for li, n in enumerate(names):
             report(0.1 + 0.4 * li / len(names), f"{label}: capacity search on {n}")
             out[n] = capacity_search(
-                stats[n].importance(kind), stats[n].similarity, ks[n], mu=mu, penalty=penalty, sampler=sampler,
+                stats[n].importance(kind), stats[n].similarity, ks[n], mu=mu, penalty=penalty, sampler=solver,
                 num_reads=num_reads, seed=seed + offset + 1000 * li, sample_kwargs=sample_kwargs, name=n,
                 importance_kind=kind, polish=polish,
             )
         return out
 
     t0 = time.perf_counter()
-    capacity = qubo(importance, "QUBO", 0)
+    capacity = qubo(importance, "QUBO", 0, sampler)
     timing["qubo_s"] = time.perf_counter() - t0
     kept = {n: capacity[n].kept for n in names}
     evaluator = MaskedEvaluator(model, calib.images, calib.labels, names)
@@ -854,7 +859,7 @@ def prune_filters(
     result = _score(model, kept, evaluator, eval_data, train_data, finetune_epochs, seed)
     baseline_results: dict[str, MethodResult] = {}
     if baselines:
-        l1_caps = qubo("l1", "L1-QUBO", 500)
+        l1_caps = qubo("l1", "L1-QUBO", 500, sampler if baseline_sampler is None else baseline_sampler)
         base_kept = {
             "greedy_taylor": {n: top_k(stats[n].taylor, ks[n]) for n in names},
             "l1_topk": {n: top_k(stats[n].l1, ks[n]) for n in names},

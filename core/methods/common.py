@@ -78,7 +78,7 @@ class RegistrySampler:
         self.calls += 1
         self.embed_s += float(timing.get("embed_s", 0.0) or 0.0)
         self.sample_s += float(timing.get("sample_s", 0.0) or 0.0)
-        if "embedding_summary" in ss.info:
+        if "embedding_summary" in ss.info and bqm.num_variables:  # an empty problem embeds nothing
             chains = bqm.num_variables * int(ss.record.num_occurrences.sum())
             self._embedded.append((float(ss.info.get("chain_strength") or 0.0),
                                    float(ss.info.get("chain_break_fraction") or 0.0), chains,

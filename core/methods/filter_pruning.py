@@ -130,6 +130,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
         ws.model, ws.calibration, sparsity=sparsity, importance=importance, mu=mu, sampler=solver,
         num_reads=num_reads, seed=seed, refine=refine, finetune_epochs=finetune_epochs, train_data=train,
         eval_data=ws.data, sample_kwargs=sampler_params, measure_speed=False, progress=progress,
+        baseline_sampler=RegistrySampler(info.name, config=sampler_config),  # chains and timing: the method's own
     )
     as_dict = result.as_dict()
     names = list(result.kept)
