@@ -11,6 +11,14 @@ from streamlit.testing.v1 import AppTest
 TIMEOUT = 120
 
 
+def solve_default_qubo(at: AppTest) -> AppTest:
+    """Formulate's default mixed-precision QUBO, solved on Solve with the default sampler."""
+    at.switch_page("app_pages/formulate.py").run()
+    at.switch_page("app_pages/solve.py").run()
+    at.button(key="run_button").click().run()
+    return at
+
+
 @pytest.fixture
 def app(tmp_path, monkeypatch) -> AppTest:
     return start_app(tmp_path, monkeypatch, timeout=TIMEOUT)
@@ -195,9 +203,7 @@ def test_compare_rename_and_delete(app):
     from core.store import RunStore
 
     load_digits_cnn(app)
-    app.switch_page("app_pages/formulate.py").run()
-    app.switch_page("app_pages/solve.py").run()
-    app.button(key="run_button").click().run()
+    solve_default_qubo(app)
     app.switch_page("app_pages/compare.py").run()
     ok(app)
     app.text_input(key="new_name").set_value("my first run")
@@ -293,15 +299,11 @@ def test_formulate_and_embed_settings_survive_a_visit_to_other_pages(app):
 
 def test_compare_warns_when_runs_of_different_models_are_selected(app):
     load_digits_cnn(app)
-    app.switch_page("app_pages/formulate.py").run()
-    app.switch_page("app_pages/solve.py").run()
-    app.button(key="run_button").click().run()
+    solve_default_qubo(app)
     app.switch_page("app_pages/model.py").run()
     app.selectbox(key="builtin_model").set_value("digits-mlp").run()
     app.button(key="load_model").click().run()
-    app.switch_page("app_pages/formulate.py").run()
-    app.switch_page("app_pages/solve.py").run()
-    app.button(key="run_button").click().run()
+    solve_default_qubo(app)
     app.switch_page("app_pages/compare.py").run()
     ok(app)
     assert set(app.dataframe[0].value["model"]) == {"digits-cnn", "digits-mlp"}
@@ -331,9 +333,7 @@ def test_a_small_uploaded_data_set_says_its_accuracy_is_coarse(app):
 
 def test_a_mixed_precision_result_stays_current_after_a_look_at_another_method(app):
     load_digits_cnn(app)
-    app.switch_page("app_pages/formulate.py").run()
-    app.switch_page("app_pages/solve.py").run()
-    app.button(key="run_button").click().run()
+    solve_default_qubo(app)
     app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("adaround").run()
     app.selectbox(key="method").set_value("mixed-precision").run()
