@@ -18,6 +18,7 @@ from ui.pipeline import (
     qubo_download,
     remember_widgets,
 )
+from ui.state import forget_other_method
 
 page_intro(
     "Formulate",
@@ -41,11 +42,8 @@ with settings:
     remember_widgets("method")  # sections may return before they remember their own widgets
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
-previous = st.session_state.get("formulation")
-if previous is not None and previous.method != method:
-    # another method's QUBO must not stay behind for Embed and Solve when this method's cannot be built
-    for key in ("formulation", "formulation_key", "embedding"):
-        st.session_state.pop(key, None)
+forget_other_method(method)
+
 
 def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str | None]) -> None:
     """Variables and interactions of the shown subproblem, then ``(label, value, help)`` metrics."""

@@ -49,15 +49,27 @@ page_intro(
 )
 
 
-def _estimate_caption(reads: int, widgets: dict) -> None:
+def _sampler_params():
+    sampler_params = {}
+    for name, (raw, default) in params.items():
+        try:
+            value = parse_param(raw, default)
+        except ValueError:
+            raise InvalidInputError(f"{name} = {raw!r} is not a valid value.") from None
+        if value is not None and value != default:
+            sampler_params[name] = value
+    return sampler_params
+
+
+def _estimate_caption(reads: int) -> None:
     """Roughly how long sa samples the adaround layers chosen on Formulate, at the chosen reads and sweeps."""
     layers = (st.session_state.get("method_options") or {}).get("options", {}).get("layers")
     if not layers:
         return
     try:
-        sweeps = int(parse_param(*widgets["num_sweeps"]) or 1000) if "num_sweeps" in widgets else 1000
+        sweeps = int(_sampler_params().get("num_sweeps", 1000))
         load = workload(ws.model, layers, num_reads=reads, num_sweeps=sweeps)
-    except (TypeError, ValueError, InvalidInputError):
+    except InvalidInputError:
         return  # a bad value is reported when Run is pressed
     st.caption(f"Roughly {human_duration(load.seconds)} of sampling for the {len(layers)} chosen layer(s) "
                f"at {reads} reads x {sweeps} sweeps (estimate for this machine).")
@@ -106,23 +118,11 @@ with settings:
                                 key=f"param_{sampler}_{p.name}")
             params[p.name] = (raw, p.default)
     if multi and formulation.method == "adaround" and sampler == "sa":
-        _estimate_caption(int(reads), params)
+        _estimate_caption(int(reads))
     c1, c2 = st.columns(2)
     run = c1.button("Run", type="primary", key="run_button", width="stretch", disabled=not info.is_available)
     c2.button("Cancel", key="cancel_button", width="stretch",
               help="Stops the current run; earlier results stay.")
-
-
-def _sampler_params():
-    sampler_params = {}
-    for name, (raw, default) in params.items():
-        try:
-            value = parse_param(raw, default)
-        except ValueError:
-            raise InvalidInputError(f"{name} = {raw!r} is not a valid value.") from None
-        if value is not None and value != default:
-            sampler_params[name] = value
-    return sampler_params
 
 
 @contextlib.contextmanager

@@ -35,3 +35,13 @@ def load_digits_cnn(at: AppTest) -> AppTest:
     at.switch_page("app_pages/model.py").run()
     at.button(key="load_model").click().run()
     return ok(at)
+
+
+def load_torchvision_on_random_data(at: AppTest, architecture: str) -> AppTest:
+    """A torchvision architecture with random weights, evaluated on random data."""
+    at.switch_page("app_pages/model.py").run()
+    at.radio(key="model_source").set_value("torchvision").run()
+    at.selectbox(key="tv_model").set_value(architecture).run()
+    at.selectbox(key="data_choice").set_value("random").run()
+    at.button(key="load_model").click().run()
+    return at

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from apptest_helpers import load_digits_cnn, metrics, ok, start_app
+from apptest_helpers import load_digits_cnn, load_torchvision_on_random_data, metrics, ok, start_app
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 180
@@ -141,11 +141,7 @@ def test_layer_choices_of_a_previous_model_give_way_to_the_new_models_layers(app
 def test_adaround_on_a_large_network_starts_with_its_small_layers_and_warns_about_the_rest(app):
     from core.methods.adaround import default_layers, quantizable_layers
 
-    app.switch_page("app_pages/model.py").run()
-    app.radio(key="model_source").set_value("torchvision").run()
-    app.selectbox(key="tv_model").set_value("resnet18").run()
-    app.selectbox(key="data_choice").set_value("random").run()
-    app.button(key="load_model").click().run()
+    load_torchvision_on_random_data(app, "resnet18")
     app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("adaround").run()
     ok(app)
@@ -191,11 +187,7 @@ def test_solve_never_offers_another_methods_qubo_and_marks_a_result_of_older_set
 
 
 def test_a_model_at_chance_before_compression_is_not_blamed_on_the_compression(app):
-    app.switch_page("app_pages/model.py").run()
-    app.radio(key="model_source").set_value("torchvision").run()
-    app.selectbox(key="tv_model").set_value("resnet18").run()
-    app.selectbox(key="data_choice").set_value("random").run()
-    app.button(key="load_model").click().run()
+    load_torchvision_on_random_data(app, "resnet18")
     app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("adaround").run()
     app.multiselect(key="ar_layers").set_value(["conv1"]).run()

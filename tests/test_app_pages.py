@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 
 import pytest
-from apptest_helpers import load_digits_cnn, metrics, ok, start_app
+from apptest_helpers import load_digits_cnn, load_torchvision_on_random_data, metrics, ok, start_app
 from streamlit.testing.v1 import AppTest
 
 TIMEOUT = 120
@@ -66,11 +66,7 @@ def test_model_page_error_keeps_previous_model(app, monkeypatch):
 
 
 def test_model_page_torchvision_random_weights(app):
-    app.switch_page("app_pages/model.py").run()
-    app.radio(key="model_source").set_value("torchvision").run()
-    app.selectbox(key="tv_model").set_value("mobilenet_v3_small").run()
-    app.selectbox(key="data_choice").set_value("random").run()
-    app.button(key="load_model").click().run()
+    load_torchvision_on_random_data(app, "mobilenet_v3_small")
     ok(app)
     assert app.session_state["workspace"].model_name == "mobilenet_v3_small"
     assert any("chance level" in c.value for c in app.caption)

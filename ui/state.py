@@ -15,3 +15,12 @@ def reset_downstream() -> None:
     for key in MODEL_WIDGETS:
         st.session_state.pop(key, None)
         st.session_state.pop(f"_kept_{key}", None)
+
+
+def forget_other_method(method: str) -> None:
+    """Drop a QUBO (and its embedding) built for another method than ``method``, so that Embed and Solve never
+    work on it when this method's QUBO cannot be built."""
+    formulation = st.session_state.get("formulation")
+    if formulation is not None and formulation.method != method:
+        for key in ("formulation", "formulation_key", "embedding"):
+            st.session_state.pop(key, None)

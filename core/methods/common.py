@@ -51,22 +51,26 @@ class RegistrySampler:
         self._embedded: list[tuple[float, float, int, dict[str, Any]]] = []  # per call on a QPU-like sampler
 
     @functools.cached_property
+    def _built(self) -> dimod.Sampler:
+        """The sampler built once to answer questions about it (calls go through :func:`core.solvers.solve`)."""
+        from core.solvers import get_sampler
+
+        return get_sampler(self.name, **self.config)
+
+    @functools.cached_property
     def max_dense_variables(self) -> int | None:
         """Largest fully connected problem one call can take: the clique capacity
         of a QPU-like sampler's qubit graph; None for samplers without a graph."""
         from core.embedding import max_clique_size
-        from core.solvers import get_sampler
         from core.solvers.qpu import qpu_topology
 
-        topology = qpu_topology(get_sampler(self.name, **self.config))
+        topology = qpu_topology(self._built)
         return None if topology is None else max_clique_size(topology)
 
     @functools.cached_property
     def parameters(self) -> dict[str, Any]:
         """The registry sampler's sample parameters, as :attr:`dimod.Sampler.parameters`."""
-        from core.solvers import get_sampler
-
-        return dict(get_sampler(self.name, **self.config).parameters)
+        return dict(self._built.parameters)
 
     def __call__(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, seed: int | None = None,
                  **params: Any) -> dimod.SampleSet:
