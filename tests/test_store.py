@@ -330,6 +330,34 @@ def test_concurrent_writers_processes(db_url: str) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
+def test_wal_switch_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+    """SQLite refuses a journal-mode change at once while another connection holds
+    the file; the switch retries instead of failing (seen with several processes
+    opening a new history together)."""
+    import sqlite3
+
+    from core.store.runs import _switch_to_wal
+
+    path = tmp_path / "locked.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA busy_timeout = 0")
+    cur = other.cursor()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        cur.execute("PRAGMA journal_mode = WAL")
+    release = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        _switch_to_wal(cur)
+    finally:
+        release.join()
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    holder.close()
+    other.close()
+
+
 # ----------------------------------------------------------------------------- analysis
 
 

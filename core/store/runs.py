@@ -16,7 +16,9 @@ import contextlib
 import datetime as dt
 import math
 import os
+import sqlite3
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -256,6 +258,29 @@ def _clean_name(name: Any) -> str:
 # ----------------------------------------------------------------------------- the store
 
 
+WAL_SWITCH_WAIT_S = 30.0
+
+
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode, waiting for other processes doing the same.
+
+    SQLite answers "database is locked" at once, without its busy handler, when
+    the journal mode is changed while another connection is switching it too
+    (several processes opening a new file together), so retry here.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_WAIT_S
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class RunStore:
     """The run history at ``url`` (default: :func:`default_db_url`).
 
@@ -317,7 +342,7 @@ class RunStore:
         try:
             cur.execute("PRAGMA busy_timeout = 30000")
             if not self._memory:
-                cur.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(cur)
                 cur.execute("PRAGMA synchronous = NORMAL")
         finally:
             cur.close()
