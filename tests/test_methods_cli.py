@@ -156,3 +156,32 @@ def test_filter_pruning_on_a_simulated_qpu_reports_its_chains(tmp_path):
     assert main(["run", "--model", "digits-cnn", "--method", "filter-pruning", "--sparsity", "0.5", "--reads", "3",
                  "--latency-repeats", "2", "--no-exact", "--out", str(sa)]) == 0
     assert "embedding_summary" not in json.loads(sa.read_text())  # nothing embedded
+
+
+def test_a_leap_sampler_is_connected_once_per_run_and_closed(tmp_path, monkeypatch):
+    """The real-QPU path (MockDWaveSampler standing in): one Leap client for every capacity-search step of the
+    method and one for the L1-QUBO baseline, not one per step, and both closed when the run ends."""
+    from dwave.system.testing import MockDWaveSampler
+
+    from core.solvers import qpu as qpu_module
+
+    events: list[str] = []
+
+    class CountedQPU(MockDWaveSampler):
+        def close(self) -> None:
+            events.append("close")
+
+    def connect(**_config):
+        events.append("connect")
+        return CountedQPU(topology_type="pegasus", topology_shape=[6])
+
+    monkeypatch.setattr(qpu_module, "_connect_dwave_sampler", connect)
+    monkeypatch.setenv("DWAVE_API_TOKEN", "DEV-not-a-real-token")
+    out = tmp_path / "r.json"
+    code = main(["run", "--model", "digits-cnn", "--method", "filter-pruning", "--sparsity", "0.5", "--sampler",
+                 "dwave", "--reads", "3", "--latency-repeats", "2", "--no-exact", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    steps = sum(len(c["history"]) for c in report["capacity"].values())
+    assert report["sampler"] == "dwave" and report["embedding_summary"]["embeddings"] == steps > 2
+    assert events == ["connect", "connect", "close", "close"]

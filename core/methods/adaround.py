@@ -202,11 +202,12 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     report_progress = progress or (lambda _f, _m: None)
     solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params, dense=True)
     t0 = time.perf_counter()
-    result = quantize_model_adaround(
-        ws.model, ws.calibration, bits=bits, scale=scale, sampler=solver, num_reads=num_reads, seed=seed,
-        use_quantized_inputs=use_quantized_inputs, eval_data=ws.data, layers=layers,
-        max_batch_variables=solver.max_dense_variables, progress=lambda f, m: report_progress(0.8 * f, m),
-    )
+    with solver:
+        result = quantize_model_adaround(
+            ws.model, ws.calibration, bits=bits, scale=scale, sampler=solver, num_reads=num_reads, seed=seed,
+            use_quantized_inputs=use_quantized_inputs, eval_data=ws.data, layers=layers,
+            max_batch_variables=solver.max_dense_variables, progress=lambda f, m: report_progress(0.8 * f, m),
+        )
     quantize_s = time.perf_counter() - t0
     names = [r.layer for r in result.layers]
 

@@ -29,6 +29,10 @@ class RegistrySampler:
     :func:`core.solvers.solve` with a named registry sampler (what the engines
     accept as a sampler), summing the embed/sample times it reports.
 
+    The sampler is built once and answers every call (for a Leap sampler: one
+    client for the whole run, not one per batch or capacity-search step);
+    :meth:`close` releases it, or use the object as a context manager.
+
     ``dense=True`` says the problems are fully connected (or batches of such):
     a QPU-like sampler then clique-embeds them, unless ``params`` choose an
     embedding method, and :attr:`max_dense_variables` says how large they may be."""
@@ -52,7 +56,7 @@ class RegistrySampler:
 
     @functools.cached_property
     def _built(self) -> dimod.Sampler:
-        """The sampler built once to answer questions about it (calls go through :func:`core.solvers.solve`)."""
+        """The sampler, built on first use and kept until :meth:`close`."""
         from core.solvers import get_sampler
 
         return get_sampler(self.name, **self.config)
@@ -76,8 +80,8 @@ class RegistrySampler:
                  **params: Any) -> dimod.SampleSet:
         from core.solvers import solve
 
-        ss = solve(bqm, self.name, num_reads=num_reads, seed=seed, config=self.config or None,
-                   **{**self.params, **params})
+        ss = solve(bqm, self._built, num_reads=num_reads, seed=seed, **{**self.params, **params})
+        ss.info["sampler"] = self.name
         timing = ss.info.get("timing", {})
         self.calls += 1
         self.embed_s += float(timing.get("embed_s", 0.0) or 0.0)
@@ -88,6 +92,20 @@ class RegistrySampler:
                                    float(ss.info.get("chain_break_fraction") or 0.0), chains,
                                    dict(ss.info["embedding_summary"])))
         return ss
+
+    def close(self) -> None:
+        """Release the sampler's connection, if it has one (a Leap client); a later call builds it again."""
+        built = self.__dict__.pop("_built", None)
+        if built is not None:
+            from core.solvers.registry import release
+
+            release(built)
+
+    def __enter__(self) -> RegistrySampler:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def embedding_report(self) -> dict[str, Any]:
         """The report's ``chain_strength``, ``chain_break_fraction`` and ``embedding_summary`` over every call

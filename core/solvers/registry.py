@@ -644,9 +644,7 @@ def solve(
         sampleset.resolve()
     finally:
         if owned_cloud_client:  # release the Leap connection we opened
-            close = getattr(_innermost(instance), "close", None)
-            if callable(close):
-                close()
+            release(instance)
 
     if aggregate:
         sampleset = sampleset.aggregate()
@@ -655,6 +653,13 @@ def solve(
     info["sampler"] = name
     info.setdefault("seed", used_seed)
     return sampleset
+
+
+def release(sampler: dimod.Sampler) -> None:
+    """Close the connection held by the innermost child of ``sampler``, if it has one (a Leap client)."""
+    close = getattr(_innermost(sampler), "close", None)
+    if callable(close):
+        close()
 
 
 def _innermost(sampler: dimod.Sampler) -> dimod.Sampler:
