@@ -695,15 +695,9 @@ def channel_formulation(
 def _sample(
     sampler: SamplerLike, bqm: dimod.BinaryQuadraticModel, num_reads: int, seed: int, kwargs: Mapping[str, Any]
 ) -> dimod.SampleSet:
-    kw = dict(kwargs)
-    if isinstance(sampler, dimod.Sampler):
-        params = sampler.parameters
-        if "num_reads" in params:
-            kw.setdefault("num_reads", num_reads)
-        if "seed" in params:
-            kw.setdefault("seed", seed)
-        return sampler.sample(bqm, **kw)
-    return sampler(bqm, num_reads=num_reads, seed=seed, **kw)
+    from core.solvers import sample_with
+
+    return sample_with(sampler, bqm, num_reads=num_reads, seed=seed, **kwargs)
 
 
 def _descend(problem: LayerProblem, v: np.ndarray, channels: np.ndarray, max_sweeps: int = 50) -> np.ndarray:

@@ -95,7 +95,7 @@ from core.sensitivity.filters import (
     conv_layer_names,
     filter_statistics,
 )
-from core.solvers import solve
+from core.solvers import check_sampler_like, sample_with
 
 METHOD = "filter-pruning"
 DEFAULT_MU = 1.0  # chosen on the validation split by benchmarks/filter_pruning.py (Taylor and L1 alike)
@@ -379,8 +379,7 @@ def capacity_search(
     """Solve one layer's QUBO with bisection on the linear shift so that the
     decoded solution keeps exactly ``k`` filters (see the module docstring)."""
     imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
-    if not (isinstance(sampler, (str, dimod.Sampler)) or callable(sampler)):
-        raise InvalidInputError("sampler must be a registry name, a dimod sampler or a function (bqm, ...) -> SampleSet.")
+    sampler = check_sampler_like(sampler)
     c = imp.size
     pen = DEFAULT_PENALTY if penalty is None else _check_float("penalty", penalty)
     max_solves = _check_int("max_solves", max_solves)
@@ -406,10 +405,7 @@ def capacity_search(
             if solves >= max_solves:
                 break
             form = filter_qubo(imp, sim, k, mu=mu, penalty=pen, shift=shift, name=name)
-            if isinstance(sampler, (str, dimod.Sampler)):
-                ss = solve(form.bqm, sampler, num_reads=num_reads, seed=seed + solves, **kwargs)
-            else:  # a function (bqm, *, num_reads, seed, **params), e.g. core.methods.common.RegistrySampler
-                ss = sampler(form.bqm, num_reads=num_reads, seed=seed + solves, **kwargs)
+            ss = sample_with(sampler, form.bqm, num_reads=num_reads, seed=seed + solves, **kwargs)
             solves += 1
             X = _samples_matrix(ss, c)
             energies = np.asarray(ss.record.energy)
@@ -774,7 +770,7 @@ def prune_filters(
         sparsity: fraction of filters removed, for all layers or per layer.
         importance: "taylor", "fisher" or "l1" for the QUBO's I.
         mu: weight of the redundancy term (see the module docstring).
-        sampler, num_reads, seed, sample_kwargs: passed to :func:`core.solvers.solve`.
+        sampler, num_reads, seed, sample_kwargs: passed to :func:`core.solvers.sample_with` (a registry name, dimod sampler or function).
         layers: conv layers to prune (default: every ordinary conv).
         refine: None or "tt" (tensor-train refinement on the calibration loss).
         finetune_epochs: epochs of fine-tuning after pruning (every method).

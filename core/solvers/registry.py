@@ -39,8 +39,10 @@ __all__ = [
     "ParameterInfo",
     "SamplerInfo",
     "available_samplers",
+    "check_sampler_like",
     "get_sampler",
     "sampler_info",
+    "sample_with",
     "sampler_names",
     "solve",
 ]
@@ -653,6 +655,30 @@ def solve(
     info["sampler"] = name
     info.setdefault("seed", used_seed)
     return sampleset
+
+
+#: what the engines accept as a sampler: a registry name, a dimod sampler, or a
+#: function ``fn(bqm, *, num_reads, seed, **params) -> SampleSet`` (e.g.
+#: :class:`core.methods.common.RegistrySampler`)
+SamplerLike = str | dimod.Sampler | Callable[..., dimod.SampleSet]
+
+
+def check_sampler_like(sampler: Any) -> SamplerLike:
+    if not (isinstance(sampler, (str, dimod.Sampler)) or callable(sampler)):
+        raise InvalidInputError(
+            "sampler must be a registry name, a dimod sampler or a function (bqm, ...) -> SampleSet."
+        )
+    return sampler
+
+
+def sample_with(
+    sampler: SamplerLike, bqm: dimod.BinaryQuadraticModel, *, num_reads: int, seed: int, **params: Any
+) -> dimod.SampleSet:
+    """Sample ``bqm`` with anything :func:`check_sampler_like` accepts: names and
+    dimod samplers through :func:`solve`, functions called as they are."""
+    if isinstance(sampler, (str, dimod.Sampler)):
+        return solve(bqm, sampler, num_reads=num_reads, seed=seed, **params)
+    return sampler(bqm, num_reads=num_reads, seed=seed, **params)
 
 
 def release(sampler: dimod.Sampler) -> None:
