@@ -11,7 +11,15 @@ from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars, split_by_feasibility
-from ui.common import before_after_metrics, guarded, human_bits, human_duration, page_intro, require_workspace
+from ui.common import (
+    before_after_metrics,
+    guarded,
+    human_bits,
+    human_duration,
+    page_intro,
+    require_workspace,
+    timing_caption,
+)
 from ui.pipeline import keep_widget, parse_param, problem_key, remember_widgets, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
@@ -186,10 +194,7 @@ def _show_multi(report):
     before_after_metrics(metrics, num_classes=ws.data.num_classes, latency_note=(
         "Fake-quantized weights run in fp32 here, so latency does not drop with bits." if report["method"] == "adaround"
         else "Removed filters make the layers really smaller; masked ones (residual joins) do not."))
-    st.caption(
-        f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
-        f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s."
-    )
+    timing_caption(timing)
     if report.get("embedding_summary"):
         emb = report["embedding_summary"]
         st.caption(f"Chains over {emb['embeddings']} embedding{'s' if emb['embeddings'] != 1 else ''} on "
@@ -273,10 +278,7 @@ with results:
     st.plotly_chart(energy_histogram(split_by_feasibility(report), exact=exact["energy"] if exact else None,
                                      normalize=False, title="Energy of all reads (count)"),
                     key="energy_hist", width="stretch")
-    st.caption(
-        f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
-        f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s."
-    )
+    timing_caption(timing)
     left, right = st.columns(2)
     params = {u["name"]: u["params"] for u in report.get("units", [])}
     left.plotly_chart(decision_bars(best["decision"], params=params), key="decision_bars", width="stretch")

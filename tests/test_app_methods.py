@@ -57,6 +57,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert m["Accuracy"].endswith("%")
     assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == ["QUBO", "round-to-nearest"]
     assert len(charts(app)) == 1  # per-layer error chart
+    assert sum(c.value.startswith("Timing: build ") and " s (total " in c.value for c in app.caption) == 1
     assert report["run_id"] is not None and RunStore().get(report["run_id"]) is not None
 
     app.switch_page("app_pages/formulate.py").run()

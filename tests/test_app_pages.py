@@ -159,6 +159,7 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     ok(app)
     m = metrics(app)
     assert float(m["Best energy"]) >= float(m["Exact optimum"]) - 1e-9
+    assert sum(c.value.startswith("Timing: build ") for c in app.caption) == 1
     first = app.session_state["last_report"]
     assert first["run_id"] is not None
     app.selectbox(key="sampler").set_value("tabu").run()

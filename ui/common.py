@@ -83,6 +83,15 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def timing_caption(timing: dict) -> None:
+    """One line with where a run's time went (DESIGN section 5's timing fields)."""
+    total = f" (total {timing['total_s']:.2f} s)" if timing.get("total_s") is not None else ""
+    st.caption(
+        f"Timing: build {timing['build_s']:.2f} s, embed {timing['embed_s']:.2f} s, "
+        f"sample {timing['sample_s']:.2f} s, evaluate {timing['evaluate_s']:.2f} s{total}."
+    )
+
+
 def before_after_metrics(metrics: dict, *, latency_note: str = "", num_classes: int | None = None) -> None:
     """Accuracy, size, compression and latency after compression, with the before values; with
     ``num_classes``, a note when the model was at chance level already or is after compression."""
