@@ -23,6 +23,7 @@ from ui.common import (
 from ui.pipeline import keep_widget, parse_param, problem_key, remember_widgets, run_store
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
+WIDE_CHART_UNITS = 8
 # per-layer table columns of the multi-QUBO reports: (label, explanation)
 LAYER_COLUMNS = {
     "f": ("weights per channel", "weights of one output channel (its QUBO has this many variables, fewer if clipped)"),
@@ -279,7 +280,8 @@ with results:
                                      normalize=False, title="Energy of all reads (count)"),
                     key="energy_hist", width="stretch")
     timing_caption(timing)
-    left, right = st.columns(2)
+    # many layers need the full width for their names; a few fit beside their table
+    left, right = (st.container(), st.container()) if len(best["decision"]) > WIDE_CHART_UNITS else st.columns(2)
     params = {u["name"]: u["params"] for u in report.get("units", [])}
     left.plotly_chart(decision_bars(best["decision"], params=params), key="decision_bars", width="stretch")
     right.dataframe([{"unit": k, "option": str(v), "params": params.get(k)} for k, v in best["decision"].items()],

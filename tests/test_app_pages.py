@@ -70,6 +70,12 @@ def test_model_page_torchvision_random_weights(app):
     ok(app)
     assert app.session_state["workspace"].model_name == "mobilenet_v3_small"
     assert any("chance level" in c.value for c in app.caption)
+    solve_default_qubo(app)
+    ok(app)
+    # a bits chart of this many layers gets the page's full width, not half of it beside its table
+    assert len(app.session_state["last_report"]["best"]["decision"]) > 8
+    holding = [{c.key for c in col.get("plotly_chart")} for col in app.columns]
+    assert [keys for keys in holding if "decision_bars" in keys and "energy_hist" not in keys] == []
 
 
 def test_formulate_builds_qubo_and_sliders_update_it(app):
