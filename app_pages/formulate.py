@@ -5,6 +5,7 @@ import json
 import streamlit as st
 
 from core.formulations.filter_pruning import DEFAULT_MU
+from core.formulations.mixed_precision import slack_budget
 from core.methods.adaround import DEFAULT_LAYERS_BUDGET_S, default_layers, quantizable_layers, workload
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
@@ -72,7 +73,9 @@ def adaround_section() -> None:
     with settings:
         names = quantizable_layers(ws.model)
         bits = st.slider("Bits per weight", 1, 8, 4, key="ar_bits",
-                         help="Every Conv2d/Linear layer is rounded to this many bits (biases stay fp32).")
+                         help="The chosen layers below are rounded to this many bits, with one fp32 scale per "
+                              "output channel (biases stay fp32). At 2 bits the grid is ternary {-s, 0, s}; "
+                              "at 1 bit it is {-s, s}.")
         scale = st.selectbox("Scale", ["minmax", "mse"], key="ar_scale",
                              help="Per-output-channel scale, used by the QUBO and by round-to-nearest alike: min-max, or the "
                                   "MSE-optimal search. At 2-3 bits min-max makes round-to-nearest a weak baseline; "
@@ -190,8 +193,9 @@ def mixed_precision_section() -> None:
                                      key="budget_ratio")
             budget_encoding = st.radio(
                 "Budget encoding", ["capacity", "slack"], horizontal=True, key="budget_encoding",
-                help="capacity: bisect λ bits until the optimum fits (sparse QUBO, embeddable). slack: a quadratic "
-                     "penalty with slack variables (exact but dense and hard for annealers).")
+                help="capacity: raise λ bits (bisection) until the optimum fits (sparse QUBO, embeddable; may "
+                     "leave part of the budget unused). slack: a quadratic penalty with slack variables (costs "
+                     "rounded up to the slack's unit, so it is conservative; dense and hard for annealers).")
         groups = st.number_input("Channel groups per layer (fine-grained)", 1, 16, 1, key="groups")
         pairwise = st.toggle("Pairwise terms for neighbouring units", key="pairwise",
                              help="Measures joint minus individual loss increases: slower, more accurate.")
@@ -233,6 +237,12 @@ def mixed_precision_section() -> None:
         c[2].metric("Density", f"{density:.1%}")
         budget = formulation.tables.get("budget_bits")
         c[3].metric("Budget", human_bits(budget) if budget else "none")
+        unused = slack_budget(formulation)
+        if unused is not None:
+            st.info(f"The budget does not bind: at λ bits = {formulation.params['lambda_bits']:g} the QUBO's optimum "
+                    f"is {human_bits(unused[0])}, already under the {human_bits(unused[1])} allowed, so the size "
+                    "penalty alone decides. Lower λ bits (0 leaves the budget as the only size control) for the "
+                    "best decision that uses the budget.")
         st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
         st.markdown("**Distortion, cost and energy per unit and option**")
         rows = [

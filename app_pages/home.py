@@ -6,8 +6,8 @@ st.title("QUBO Compression Lab")
 st.markdown(
     "Explore **neural-network compression written as a QUBO** (quadratic unconstrained binary optimization) "
     "and solved by simulated annealing, classical baselines, a simulated quantum annealer, or a real D-Wave QPU "
-    "if you have a token. Every annealer result is shown next to an exact or classical reference, so you can "
-    "judge for yourself whether quantum optimization helps."
+    "if you have a token. Every annealer result is shown next to an exact or classical reference wherever one "
+    "can be computed, so you can judge for yourself whether quantum optimization helps."
 )
 
 st.graphviz_chart(

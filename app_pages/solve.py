@@ -256,8 +256,9 @@ with results:
         gap = best["energy"] - exact["energy"]
         at_optimum = gap <= 1e-9 * max(1.0, abs(exact["energy"]))
         c[1].metric("Exact optimum", f"{exact['energy']:.6g}",
-                    help=f"by {exact['method']}; " + ("the best read found it" if at_optimum
-                                                       else f"the best read is {gap:.3g} above it"))
+                    help=f"The lowest energy of this QUBO (distortion plus the λ-weighted size terms; with a "
+                         f"capacity budget, at the λ the search settled on), by {exact['method']}; "
+                         + ("the best read found it." if at_optimum else f"the best read is {gap:.3g} above it."))
         st.caption("The best read reached the exact optimum." if at_optimum
                    else f"The best read is {gap:.3g} above the exact optimum.")
     else:

@@ -60,7 +60,7 @@ from core.formulations.mixed_precision import (
     random_problem,
 )
 from core.solvers import sampler_info, solve
-from core.store.analysis import OPTIMUM_RTOL, gap_percent, success_probability, time_to_solution
+from core.store.analysis import gap_percent, optimum_tolerance, success_probability, time_to_solution
 
 ALL_INSTANCES = ("digits-cnn", "resnet18", "synthetic")
 ALL_SAMPLERS = ("sa", "tabu", "sqa", "mock-qpu-pegasus", "ga", "rl")
@@ -153,7 +153,7 @@ def run_sampler(inst: Instance, name: str, *, num_reads: int, seed: int, **param
 
 
 def hits(energy: float, optimum: float) -> bool:
-    return energy <= optimum + OPTIMUM_RTOL * max(abs(optimum), 1.0)
+    return energy <= optimum + optimum_tolerance(optimum)
 
 
 def sample_seconds(ss: dimod.SampleSet, wall: float) -> float:
@@ -314,7 +314,7 @@ def investigate_sa(inst: Instance, cfg: Settings, seed: int) -> list[Investigati
     rows = []
     for label, bqm, params in variants:
         ss = solve(bqm, "sa", num_reads=reads, seed=seed, **params)
-        p = success_probability(ss.record.energy, inst.optimum, num_occurrences=ss.record.num_occurrences)
+        p = success_probability(feasible_energies(inst, ss), inst.optimum, num_occurrences=ss.record.num_occurrences)
         br = ss.info.get("beta_range")
         rows.append(InvestigationRow(inst.label, label, gap_percent(float(ss.first.energy), inst.optimum) or 0.0, p,
                                      sample_seconds(ss, 0.0), f"{float(br[0]):.3g} .. {float(br[1]):.3g}"))

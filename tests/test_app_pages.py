@@ -94,6 +94,13 @@ def test_formulate_builds_qubo_and_sliders_update_it(app):
     app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
     ok(app)
     assert metrics(app)["Budget"] != "none"
+    # at lambda 3 the optimum is far under a quarter of the size: the page says the budget changes nothing
+    assert any(i.value.startswith("The budget does not bind") for i in app.info)
+    app.slider(key="lambda_bits").set_value(0.0).run()
+    ok(app)
+    assert not any(i.value.startswith("The budget does not bind") for i in app.info)
+    trace = app.session_state["formulation"].params["capacity_trace"]
+    assert len(trace) > 1 and trace[-1]["size_bits"] <= app.session_state["formulation"].params["budget_bits"]
 
 
 def test_formulate_unimplemented_method_says_so(app):

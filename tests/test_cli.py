@@ -200,7 +200,8 @@ def test_run_report_is_consistent(run_report):
 
 
 def test_run_tables_can_be_rechecked_by_hand(run_report):
-    """cost_bits = bits * weights + 32 * bias; per-option energy is DESIGN F1's linear term."""
+    """cost_bits = bits * weights + 32 * (bias + one scale per output channel); per-option energy is DESIGN F1's
+    linear term."""
     report, _ = run_report
     biases = {"conv1": 16, "conv2": 32, "fc": 10}
     total_params = sum(u["params"] for u in report["units"])
@@ -208,7 +209,8 @@ def test_run_tables_can_be_rechecked_by_hand(run_report):
         weights = unit["params"] - biases[unit["name"]]
         for o in unit["options"]:
             bits = {"prune": 0, "keep": 32}.get(o["option"], o["option"])
-            assert o["cost_bits"] == (0 if bits == 0 else bits * weights + 32 * biases[unit["name"]])
+            scales = biases[unit["name"]] if 0 < bits < 32 else 0  # one per output channel, as biases here
+            assert o["cost_bits"] == (0 if bits == 0 else bits * weights + 32 * (biases[unit["name"]] + scales))
             assert o["kept_params"] == (0 if bits == 0 else unit["params"])
             expected = (o["distortion"] + report["lambda_bits"] * o["cost_bits"] / (32 * total_params)
                         + report["lambda_sparsity"] * o["kept_params"] / total_params)

@@ -35,7 +35,8 @@ def _independent_size(model, assignment):
         assert len(bits) == rows
         for b in bits:
             if b:
-                total += b * per_row + (32 if module.bias is not None else 0)
+                scale = 32 if b < 32 else 0  # a quantized row stores its fp32 scale
+                total += b * per_row + (32 if module.bias is not None else 0) + scale
     return total
 
 
@@ -118,5 +119,5 @@ def test_decision_units_and_costs(model):
     assert sum(u.params for u in units) == sum(p.numel() for p in model.parameters())
     u = units[0]
     assert u.cost_bits("prune") == 0 and u.kept_params("prune") == 0
-    assert u.cost_bits(4) == 4 * 6 * 9 + 32 * 6 and u.cost_bits("keep") == 32 * u.params
+    assert u.cost_bits(4) == 4 * 6 * 9 + 32 * 6 + 32 * 6 and u.cost_bits("keep") == 32 * u.params  # + scales
     assert not units[-1].safe_to_prune and units[-1].allowed(("prune", 4)) == (4,)

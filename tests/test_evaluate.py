@@ -110,7 +110,8 @@ def _hand_size(assignment: dict[str, str | int]) -> int:
         if option == "prune":
             continue
         bits = 32 if option == "keep" else int(option)
-        total += bits * weights + 32 * bias
+        scales = 32 * bias if bits < 32 else 0  # one fp32 scale per output channel (= one bias each here)
+        total += bits * weights + 32 * bias + scales
     return total
 
 
@@ -139,7 +140,7 @@ def test_size_bits_matches_an_independent_count(cnn, assignment):
 
 def test_size_bits_spot_values(cnn):
     full = 32 * CNN_PARAMS
-    assert size_bits(cnn, {"conv1": 4}) == full - 32 * 160 + 144 * 4 + 16 * 32
+    assert size_bits(cnn, {"conv1": 4}) == full - 32 * 160 + 144 * 4 + 16 * 32 + 16 * 32  # bias + scales
     assert full - size_bits(cnn, {"conv2": "prune"}) == 32 * (4608 + 32)  # pruned unit -> 0 bits
     assert size_bits(cnn, {"fc": "keep"}) == full  # keep == 32 * params
 
@@ -148,7 +149,7 @@ def test_size_bits_counts_non_compressible_params_and_biasless_layers():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8, 2))
     bn = 2 * 8  # weight + bias (running stats are buffers, not parameters)
     assert size_bits(model) == 32 * (8 * 3 * 9 + bn + 8 * 2 + 2)
-    assert size_bits(model, {"0": 3}) == 3 * 8 * 3 * 9 + 32 * (bn + 8 * 2 + 2)
+    assert size_bits(model, {"0": 3}) == 3 * 8 * 3 * 9 + 32 * 8 + 32 * (bn + 8 * 2 + 2)  # 8 channel scales
     assert size_bits(model, {"0": "prune", "3": "prune"}) == 32 * bn
 
 
@@ -156,7 +157,7 @@ def test_size_bits_of_a_torchvision_model_matches_its_module_shapes():
     model = build_model("mobilenet_v3_small")
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     assignment = {n: 4 for n, _ in convs}
-    saved = sum(32 * m.weight.numel() - 4 * m.weight.numel() for _, m in convs)
+    saved = sum(32 * m.weight.numel() - 4 * m.weight.numel() - 32 * m.out_channels for _, m in convs)
     assert size_bits(model, assignment) == 32 * count_parameters(model) - saved
 
 

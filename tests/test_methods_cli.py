@@ -42,9 +42,9 @@ def test_adaround_run_report_and_rtn_baseline(tmp_path):
     _common(report, "adaround")
     assert report["qubo"]["num_subproblems"] == 16 + 32 + 10  # output channels of conv1, conv2, fc
     m = report["metrics"]
-    # every weight at 3 bits, biases at 32
+    # every weight at 3 bits, biases and one scale per output channel at 32
     weights = sum(r["out_channels"] * r["f"] for r in report["layers"])
-    assert m["size_bits_after"] == FP32_CNN_BITS - 29 * weights
+    assert m["size_bits_after"] == FP32_CNN_BITS - 29 * weights + 32 * (16 + 32 + 10)
     rtn = report["baselines"]["rtn"]
     assert rtn["size_bits"] == m["size_bits_after"] and 0 <= rtn["accuracy"] <= 1
     assert [r["layer"] for r in rtn["layers"]] == ["conv1", "conv2", "fc"]
@@ -105,7 +105,7 @@ def test_adaround_on_a_simulated_qpu_batches_channels_to_fit_its_graph(tmp_path,
     # chains as for a single QUBO (DESIGN section 4), over the one embedded batch
     assert report["chain_strength"] > 0 and 0 <= report["chain_break_fraction"] <= 1
     assert report["embedding_summary"]["embeddings"] == 1 and report["embedding_summary"]["method"] == ["clique"]
-    assert report["metrics"]["size_bits_after"] == FP32_CNN_BITS - 31 * 16 * 9  # only conv1's weights shrink
+    assert report["metrics"]["size_bits_after"] == FP32_CNN_BITS - 31 * 16 * 9 + 32 * 16  # only conv1's weights shrink; its scales
     # fc's channels (512 variables, fully connected) cannot fit: refused at once with a plain message
     code = main(["run", "--model", "digits-cnn", "--method", "adaround", "--bits", "2", "--sampler",
                  "mock-qpu-pegasus", "--reads", "2", "--no-exact", "--out", str(tmp_path / "r2.json")])

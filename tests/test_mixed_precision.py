@@ -16,6 +16,7 @@ from core.formulations.mixed_precision import (
     MixedPrecisionProblem,
     formulate_mixed_precision,
     random_problem,
+    slack_budget,
     variable_label,
 )
 
@@ -175,6 +176,10 @@ def test_budget_already_met_keeps_lambda_and_impossible_budget_is_refused():
     problem = random_problem(4, seed=2)
     f = formulate_mixed_precision(problem, lambda_bits=0.5, budget_ratio=1.0)
     assert f.tables["lambda_bits"] == 0.5
+    size, budget = slack_budget(f)  # the budget does not bind: said, with the optimum's size
+    assert size == exact_reference(f)["decision"].details["size_bits"] < budget == f.tables["budget_bits"]
+    assert slack_budget(formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)) is None  # binds
+    assert slack_budget(formulate_mixed_precision(problem, lambda_bits=0.5)) is None  # no budget
     with pytest.raises(InvalidInputError, match="below the smallest size"):
         formulate_mixed_precision(problem, budget_bits=problem.min_bits - 1)
 

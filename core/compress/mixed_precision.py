@@ -28,6 +28,7 @@ from torch import nn
 
 from core.compress.quantize import SCALE_METHODS, fake_quantize
 from core.errors import InvalidInputError
+from core.evaluate.metrics import stored_bits
 from core.formulations.base import Decision
 from core.sensitivity.options import (
     FP32_BITS,
@@ -151,8 +152,7 @@ def decision_size_bits(
         if name in masks:
             kept = unit.out_channels - sum(bool(m) for m in masks[name])
             per_w, per_b = unit.weight_params // unit.out_channels, unit.bias_params // unit.out_channels
-            bits = option_weight_bits(option)
-            total += 0 if bits == 0 else kept * (bits * per_w + FP32_BITS * per_b)
+            total += stored_bits(option_weight_bits(option), kept * per_w, kept * per_b, kept)
         else:
             total += unit.cost_bits(option)
     return total

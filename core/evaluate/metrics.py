@@ -103,12 +103,28 @@ def option_bits(option: str | int) -> int:
     return bits
 
 
+def stored_bits(bits: int, weight_params: int, bias_params: int, out_channels: int) -> int:
+    """Storage of a layer (or channel group) whose weights are quantized to ``bits``.
+
+    Weights at ``bits`` each, plus what dequantizing needs: one fp32 scale per
+    output channel (the quantizers here are per channel); biases stay fp32.
+    At 32 bits the weights are stored as they are (no scales); at 0 (pruned)
+    nothing is stored.
+    """
+    if bits == 0:
+        return 0
+    if bits >= FP32_BITS:
+        return FP32_BITS * (weight_params + bias_params)
+    return bits * weight_params + FP32_BITS * (bias_params + out_channels)
+
+
 def size_bits(model: nn.Module, assignment: Mapping[str, str | int] | None = None) -> int:
     """Storage in bits when each listed unit is stored at its assigned precision.
 
-    A unit at b bits stores its weights at b bits and its bias at 32; a pruned
-    unit stores nothing; "keep" and unlisted units store everything at 32 bits,
-    as do parameters outside Conv2d/Linear layers (BatchNorm, ...).
+    A unit at b bits stores its weights at b bits, one fp32 scale per output
+    channel and its bias at 32 (:func:`stored_bits`); a pruned unit stores
+    nothing; "keep" and unlisted units store everything at 32 bits, as do
+    parameters outside Conv2d/Linear layers (BatchNorm, ...).
     """
     assignment = dict(assignment or {})
     units = {u.name: u for u in compressible_units(model)}
@@ -118,11 +134,8 @@ def size_bits(model: nn.Module, assignment: Mapping[str, str | int] | None = Non
     total = FP32_BITS * count_parameters(model)
     for name, option in assignment.items():
         unit = units[name]
-        bits = option_bits(option)
-        bias = unit.params - unit.weight_params
-        total -= FP32_BITS * unit.params
-        if bits:
-            total += bits * unit.weight_params + FP32_BITS * bias
+        total += stored_bits(option_bits(option), unit.weight_params, unit.params - unit.weight_params,
+                             unit.out_channels) - FP32_BITS * unit.params
     return total
 
 

@@ -84,6 +84,7 @@ __all__ = [
     "onehot_strength",
     "problem_from_sensitivity",
     "random_problem",
+    "slack_budget",
     "variable_label",
 ]
 
@@ -523,6 +524,19 @@ def formulate_mixed_precision(
         "seed": seed,
     }
     return Formulation(method="mixed-precision", bqm=bqm, decoder=decode, tables=tables, params=params)
+
+
+def slack_budget(formulation: Formulation) -> tuple[int, int] | None:
+    """``(size_bits, budget_bits)`` when a capacity-encoded budget does not bind: the optimum at the
+    given lambda_bits already fits, so the search never raised lambda and the budget changes nothing
+    (lowering lambda_bits lets the optimum use more of it). None when it binds, or there is no such budget."""
+    params = formulation.params
+    trace = params.get("capacity_trace") or []
+    budget = params.get("budget_bits")
+    if params.get("budget_encoding") != "capacity" or budget is None or len(trace) != 1:
+        return None
+    size = int(trace[0]["size_bits"])
+    return (size, int(budget)) if size < budget and params.get("lambda_bits", 0) > 0 else None
 
 
 def _assemble(

@@ -6,7 +6,8 @@ An *option* is what can be done to one decision unit:
   (0 bits, 0 kept parameters);
 * an integer ``b`` in 1..8: weights fake-quantized to ``b`` bits (symmetric,
   one scale per output channel), bias kept in fp32
-  (``b * weight_params + 32 * bias_params`` bits);
+  (``b * weight_params + 32 * (bias_params + out_channels)`` bits: the
+  per-channel fp32 scales are stored too);
 * ``"keep"``: left in fp32 (``32 * params`` bits).
 
 A *decision unit* is a Conv2d/Linear layer, or in fine-grained mode one of
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from core.errors import InvalidInputError
-from core.evaluate.metrics import option_bits
+from core.evaluate.metrics import option_bits, stored_bits
 from core.models.units import compressible_units
 
 Option = str | int
@@ -136,10 +137,7 @@ class DecisionUnit:
 
     def cost_bits(self, option: Option) -> int:
         """Storage of this unit under ``option`` (see module docstring)."""
-        bits = option_weight_bits(option)
-        if bits == 0:
-            return 0
-        return bits * self.weight_params + FP32_BITS * self.bias_params
+        return stored_bits(option_weight_bits(option), self.weight_params, self.bias_params, self.out_channels)
 
     def kept_params(self, option: Option) -> int:
         """Parameters left nonzero (counted as stored) under ``option``."""

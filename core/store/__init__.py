@@ -3,6 +3,7 @@
 from core.store.analysis import (
     OPTIMUM_RTOL,
     gap_percent,
+    optimum_tolerance,
     pareto_front,
     pareto_mask,
     report_quality,
@@ -34,6 +35,7 @@ __all__ = [
     "default_db_path",
     "default_db_url",
     "gap_percent",
+    "optimum_tolerance",
     "pareto_front",
     "pareto_mask",
     "report_quality",

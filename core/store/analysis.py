@@ -22,6 +22,8 @@ from core.errors import InvalidInputError
 
 #: relative tolerance for "this read reached the optimum"
 OPTIMUM_RTOL = 1e-6
+#: absolute floor of that tolerance, for an optimum of (almost) zero
+OPTIMUM_ATOL = 1e-12
 
 
 def _finite_or_none(x: Any) -> float | None:
@@ -51,9 +53,14 @@ def gap_percent(best_energy: float | None, exact_energy: float | None) -> float 
     return 100.0 * diff / abs(exact)
 
 
-def _tolerance(optimum: float, rtol: float) -> float:
-    # relative to |optimum|, but never tighter than rtol in absolute terms (optimum ~ 0)
-    return rtol * max(abs(optimum), 1.0)
+def optimum_tolerance(optimum: float, rtol: float = OPTIMUM_RTOL) -> float:
+    """How far above ``optimum`` an energy may lie and still count as reaching it.
+
+    Relative to ``|optimum|`` alone: QUBOs built from small distortions have
+    optima of 1e-5 and gaps between states of 1e-9, so a floor tied to 1 (as
+    ``max(|optimum|, 1)``) would count states percents above the optimum.
+    """
+    return rtol * abs(optimum) + OPTIMUM_ATOL
 
 
 def success_probability(
@@ -65,7 +72,7 @@ def success_probability(
 ) -> float:
     """Probability per read of reaching the optimum.
 
-    A read counts when its energy is at most ``optimum + rtol * max(|optimum|, 1)``
+    A read counts when its energy is at most ``optimum + rtol * |optimum| + 1e-12``
     (a read *below* a best-known optimum also counts). ``optimum=None`` uses the
     lowest energy seen (the best-known optimum). ``num_occurrences`` weights
     aggregated samples, as in a dimod SampleSet.
@@ -93,7 +100,7 @@ def success_probability(
         if not finite.any():
             return 0.0
         optimum = float(e[finite].min())
-    hit = finite & (e <= float(optimum) + _tolerance(float(optimum), rtol))
+    hit = finite & (e <= float(optimum) + optimum_tolerance(float(optimum), rtol))
     return float(w[hit].sum() / total)
 
 
@@ -215,12 +222,17 @@ def report_quality(
 ) -> dict[str, float | None]:
     """Gap to exact (%), probability of the optimum per read and TTS for one report.
 
-    The optimum is the exact energy when known, otherwise the best energy of
-    the run (best-known). The time per read is ``timing.sample_s`` divided by
-    the number of reads. Values that cannot be computed are ``None``, and so
-    are the per-read ones where reads are not independent samples of one QUBO:
-    multi-QUBO runs (``energies`` has one entry per subproblem), an exact
-    solver (it lists every state) and the ga / rl baselines (states of one run).
+    A read reaches the optimum when it is feasible (``feasible_reads``, where
+    the report has them: an over-budget or broken one-hot state can lie within
+    a hair of the optimum's energy) and its energy is within
+    :func:`optimum_tolerance` of the exact energy. Without an exact energy
+    there is no optimum to reach, so both per-read values are ``None`` (the
+    run's own best would always be "reached"). The time per read is
+    ``timing.sample_s`` divided by the number of reads. Values that cannot be
+    computed are ``None``, and so are the per-read ones where reads are not
+    independent samples of one QUBO: multi-QUBO runs (``energies`` has one
+    entry per subproblem), an exact solver (it lists every state) and the
+    ga / rl baselines (states of one run).
     """
     best = _finite_or_none(_get(report, "best", "energy"))
     exact = _finite_or_none(_get(report, "exact", "energy"))
@@ -231,18 +243,18 @@ def report_quality(
         "p_optimum": None,
         "tts99_s": None,
     }
-    if not _independent_reads(report):
+    if exact is None or not _independent_reads(report):
         return out
     try:
         arr = np.asarray(energies, dtype=float).ravel()
         occ = None
         if occurrences is not None and len(occurrences) == arr.size:
             occ = np.asarray(occurrences, dtype=float)
+        feasible = report.get("feasible_reads")
+        if isinstance(feasible, Sequence) and len(feasible) == arr.size:
+            arr = np.where(np.asarray(feasible, dtype=bool), arr, np.inf)
         if arr.size:
-            optimum = (
-                exact if exact is not None else (best if best is not None else None)
-            )
-            p = success_probability(arr, optimum, num_occurrences=occ)
+            p = success_probability(arr, exact, num_occurrences=occ)
             out["p_optimum"] = p
             reads = float(occ.sum()) if occ is not None else float(arr.size)
             sample_s = _finite_or_none(_get(report, "timing", "sample_s"))
