@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.runs import MULTI_QUBO_METHODS
+
 st.set_page_config(page_title="QUBO Compression Lab", page_icon=":material/memory:", layout="wide")
 
 PAGES = [
@@ -25,7 +27,9 @@ def sidebar_summary(slot) -> None:
             st.caption(f"Model **{ws.model_name}** on **{ws.data.name}** ({len(ws.data)} examples)")
         formulation = st.session_state.get("formulation")
         if formulation is not None:
-            st.caption(f"QUBO: {formulation.num_variables} variables, {formulation.num_interactions} interactions")
+            what = "QUBO shown" if formulation.method in MULTI_QUBO_METHODS else "QUBO"
+            st.caption(f"{what}: {formulation.num_variables} variables, {formulation.num_interactions} interactions"
+                       + (" (one of the run's subproblems)" if formulation.method in MULTI_QUBO_METHODS else ""))
 
 
 page = st.navigation(PAGES)

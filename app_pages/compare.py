@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.store import default_comparison, for_display
 from core.viz import baseline_comparison, energy_ecdf, energy_histogram, pareto_scatter, sensitivity_heatmap
 from ui.common import guarded, page_intro
 from ui.pipeline import run_store
@@ -24,10 +25,10 @@ if df.empty:
     st.page_link("app_pages/solve.py", label="Go to Solve", icon=":material/bolt:")
     st.stop()
 
-columns = ["id", "name", "model", "method", "sampler", "seed", "num_variables", "best_energy", "exact_energy",
+columns = ["id", "model", "method", "sampler", "seed", "num_variables", "best_energy", "exact_energy",
            "gap_pct", "p_optimum", "tts99_s", "accuracy_after", "size_bits_after", "compression_ratio",
-           "total_time_s", "created_at"]
-table = df[[c for c in columns if c in df.columns]]
+           "total_time_s", "name", "created_at"]
+table = for_display(df[[c for c in columns if c in df.columns]])
 st.subheader(f"Runs ({len(table)})")
 selection = st.dataframe(
     table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
@@ -39,11 +40,15 @@ selection = st.dataframe(
         "compression_ratio": st.column_config.NumberColumn("ratio", format="%.2f"),
         "best_energy": st.column_config.NumberColumn(format="%.6g"),
         "exact_energy": st.column_config.NumberColumn(format="%.6g"),
+        "name": st.column_config.TextColumn(width="small"),
     },
 )
 rows = selection.selection.rows if selection is not None else []
-chosen_ids = [int(table.iloc[i]["id"]) for i in rows] or [int(i) for i in table["id"].head(2)]
-st.caption("Select rows to compare them; without a selection the two newest runs are shown.")
+chosen_ids = [int(table.iloc[i]["id"]) for i in rows] or default_comparison(table)
+st.caption("Select rows to compare them; without a selection the two newest runs of the newest run's method and "
+           "model are shown. A blank P(optimum) or TTS99 is not defined for that run (no exact optimum, a "
+           "multi-QUBO method, or an exact/ga/rl sampler); a blank TTS99 with P(optimum) 0 means the optimum "
+           "was never reached.")
 
 reports = guarded(store.get_many, chosen_ids, action="Loading runs") or {}
 left, right = st.columns(2)

@@ -211,7 +211,7 @@ def mixed_precision_section() -> None:
         return
 
     formulation_options = {
-        "options": [o for o in options] or None,
+        "options": list(options),  # empty: a plain message, not the defaults in silence
         "lambda_bits": lambda_bits,
         "lambda_sparsity": lambda_sparsity,
         "budget_ratio": budget_ratio,
@@ -227,7 +227,7 @@ def mixed_precision_section() -> None:
             formulation = st.session_state.get("formulation")
             if formulation is None:
                 return
-            st.caption("Showing the previous QUBO.")
+            st.caption("Showing the QUBO of the earlier settings; Embed and Solve wait until these settings build.")
         bqm = formulation.bqm
         n, m = bqm.num_variables, bqm.num_interactions
         density = 2 * m / (n * (n - 1)) if n > 1 else 0.0

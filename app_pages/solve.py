@@ -20,7 +20,14 @@ from ui.common import (
     require_workspace,
     timing_caption,
 )
-from ui.pipeline import keep_widget, parse_param, problem_key, remember_widgets, run_store
+from ui.pipeline import (
+    keep_widget,
+    parse_param,
+    problem_key,
+    remember_widgets,
+    require_current_formulation,
+    run_store,
+)
 
 HIDDEN_PARAMS = {"num_reads", "seed", "groups", "token"}
 WIDE_CHART_UNITS = 8
@@ -91,6 +98,7 @@ if formulation is None:
     st.info("Build a QUBO on the **Formulate** page first.")
     st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
     st.stop()
+require_current_formulation()
 
 keep_widget(*KEPT)
 settings, results = st.columns([1, 2], gap="large")
@@ -144,6 +152,14 @@ def _failed(status):
         raise
 
 
+def _save(report, status):
+    """Save the run; the status line says what ran (a value typed out of a field's range is not used)."""
+    run_id = guarded(run_store().add, report, action="Saving the run")
+    status.update(label=f"Done: run {run_id if run_id is not None else '(not saved)'} ({report['num_reads']} reads, "
+                        f"seed {report['seed']})", state="complete", expanded=False)
+    return run_id
+
+
 def _solve_multi():
     settings = st.session_state.get("method_options") or {}
     if settings.get("method") != formulation.method:
@@ -153,9 +169,7 @@ def _solve_multi():
         report, _bqm = run_method(ws, formulation.method, sampler=sampler, num_reads=int(reads), seed=int(seed),
                                   options=settings["options"], sampler_params=_sampler_params(),
                                   sampler_config=config, progress=lambda _f, message: status.write(message))
-        run_id = guarded(run_store().add, report, action="Saving the run")
-        status.update(label=f"Done: run {run_id if run_id is not None else '(not saved)'}", state="complete",
-                      expanded=False)
+        run_id = _save(report, status)
     report["run_id"] = run_id
     return report
 
@@ -167,9 +181,7 @@ def _solve():
         report = complete_run(ws, formulation, sampler=sampler, num_reads=int(reads), seed=int(seed),
                               sampler_params=sampler_params, sampler_config=config,
                               build_s=st.session_state.get("formulation_build_s", 0.0), stage=status.write)
-        run_id = guarded(run_store().add, report, action="Saving the run")
-        status.update(label=f"Done: run {run_id if run_id is not None else '(not saved)'}", state="complete",
-                      expanded=False)
+        run_id = _save(report, status)
     report["run_id"] = run_id
     return report
 

@@ -87,7 +87,7 @@ def test_the_vectorised_beta_range_goes_to_simulated_annealing_only_on_unembedde
     # a range or schedule the user chose is kept
     assert not _anneals_as_given(SimulatedAnnealingSampler(), {"beta_range": [0.1, 1.0]})
     assert not _anneals_as_given(RegistrySampler("sa", params={"beta_range": [0.1, 1.0]}), {})
-    assert not _anneals_as_given(RegistrySampler("sa", params={"beta_schedule_type": "custom"}), {})
+    assert not _anneals_as_given(SimulatedAnnealingSampler(), {"beta_schedule_type": "custom", "beta_schedule": [1.0]})
 
 
 def test_a_beta_range_chosen_in_the_app_reaches_the_sampler(monkeypatch):

@@ -35,7 +35,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     app.selectbox(key="method").set_value("adaround").run()
     ok(app)
     assert metrics(app)["Variables"] == "8"  # conv1 channel 0 at 4 bits: 9 weights, one fixed by clipping
-    assert any(c.value.startswith("QUBO: 8 variables") for c in app.sidebar.caption)  # the sidebar follows
+    assert any(c.value.startswith("QUBO shown: 8 variables") for c in app.sidebar.caption)  # the sidebar follows
     assert app.session_state["formulation"].method == "adaround"
     assert len(charts(app)) == 1  # the heatmap; the error chart needs a run
     app.slider(key="ar_bits").set_value(2).run()

@@ -118,6 +118,20 @@ def test_formulate_bad_option_set_shows_message(app):
     ok(app)
     assert app.error, "a single prune option cannot cover the classifier: expect a plain message"
     assert "formulation" in app.session_state  # the previous QUBO is kept
+    # ...but Embed and Solve do not pass it off as the current settings' QUBO
+    for page in ("app_pages/solve.py", "app_pages/embed.py"):
+        app.switch_page(page).run()
+        ok(app)
+        assert any("could not be built into a QUBO" in e.value for e in app.error)
+        assert not [b for b in app.button if b.key in ("run_button", "embed_button")]
+    app.switch_page("app_pages/formulate.py").run()
+    app.multiselect(key="options").set_value([]).run()  # no option at all: said, not the defaults in silence
+    assert any("at least one compression option" in e.value for e in app.error)
+    app.multiselect(key="options").set_value(["prune", 2, 4, 8, "keep"]).run()  # the earlier settings again
+    ok(app)
+    app.switch_page("app_pages/solve.py").run()
+    ok(app)
+    assert not app.error and app.button(key="run_button")
 
 
 def test_embed_on_pegasus_and_too_large_for_chimera(app):
@@ -207,6 +221,14 @@ def test_solve_bad_parameter_is_a_message_and_keeps_results(app):
     ok(app)
     assert app.error
     assert app.session_state["last_report"] is previous
+    for name, text, message in [("num_sweeps", "0", "sa's num_sweeps must be a whole number of at least 1"),
+                                ("beta_range", "banana", "sa's beta_range must be two positive numbers")]:
+        app.text_input(key="param_sa_num_sweeps").set_value("1000")
+        app.text_input(key=f"param_sa_{name}").set_value(text).run()
+        app.button(key="run_button").click().run()
+        ok(app)
+        assert any(message in e.value and "unexpectedly" not in e.value for e in app.error), [e.value for e in app.error]
+        assert app.session_state["last_report"] is previous  # nothing saved, nothing lost
 
 
 def test_compare_rename_and_delete(app):
@@ -317,8 +339,13 @@ def test_compare_warns_when_runs_of_different_models_are_selected(app):
     app.switch_page("app_pages/compare.py").run()
     ok(app)
     assert set(app.dataframe[0].value["model"]) == {"digits-cnn", "digits-mlp"}
-    assert any("different models" in w.value for w in app.warning)  # the two newest runs are shown
+    # by default the newest run and the next of its model: nothing to warn about
+    assert not app.warning and len(app.get("plotly_chart")) >= 2
     assert any(c.value.startswith("Runs of digits-mlp only") for c in app.caption)  # one model per Pareto front
+    app.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": [], "cells": []}}
+    app.run()
+    ok(app)
+    assert any("different models" in w.value for w in app.warning)  # the user chose runs of two models
 
 
 def test_a_small_uploaded_data_set_says_its_accuracy_is_coarse(app):

@@ -8,6 +8,7 @@ token against an unreachable endpoint, or with MockDWaveSampler substituted.
 from __future__ import annotations
 
 import logging
+import re
 import unittest
 
 import dimod
@@ -484,3 +485,31 @@ def test_rl_handles_onehot_groups_of_unequal_size():
     ss = solve(bqm, "rl", num_reads=10, seed=0, groups=groups)
     assert ss.first.sample == {"a@1": 0, "a@2": 1, "a@3": 0, "b@1": 0, "b@2": 1}
     assert np.isfinite(ss.record.energy).all()
+
+
+@pytest.mark.parametrize("sampler, params, message", [
+    ("sa", {"num_sweeps": 0}, "sa's num_sweeps must be a whole number of at least 1; got 0."),
+    ("sa", {"num_sweeps": -1}, "at least 1"),
+    ("sa", {"beta_range": "banana"}, "two positive numbers, hot then cold"),
+    ("sa", {"beta_range": [10.0, 0.1]}, "hot then cold"),
+    ("sa", {"beta_schedule_type": "cubic"}, "must be one of 'linear', 'geometric'"),
+    ("tabu", {"timeout": -5}, "positive number"),
+    ("sqa", {"trotter": 1}, "at least 2"),
+    ("ga", {"mutation_rate": 1.5}, "probability"),
+    ("mock-qpu-pegasus", {"embedding_method": "magic"}, "'auto', 'clique', 'heuristic'"),
+    ("mock-qpu-pegasus", {"chain_strength": -1.0}, "positive number"),
+])
+def test_bad_parameter_values_are_refused_plainly_before_sampling(sampler, params, message):
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        solve(random_bqm(4, 0), sampler, num_reads=2, seed=0, **params)
+
+
+def test_registry_sampler_refuses_bad_values_when_built_and_when_called():
+    from core.methods.common import RegistrySampler
+
+    with pytest.raises(InvalidInputError, match="num_sweeps"):
+        RegistrySampler("sa", params={"num_sweeps": 0})
+    sampler = RegistrySampler("sa")
+    with pytest.raises(InvalidInputError, match="beta_range"):
+        sampler(random_bqm(4, 0), num_reads=2, seed=0, beta_range=[0.0, 1.0])
+    assert sampler(random_bqm(4, 0), num_reads=2, seed=0, num_sweeps=10).info["sampler"] == "sa"

@@ -490,3 +490,20 @@ def test_total_time_is_the_runs_wall_time_where_the_report_has_it() -> None:
     overlapping = {"build_s": 1.0, "sample_s": 2.0, "quantize_s": 3.5, "total_s": 4.0}
     assert total_time_s(make_report(timing=overlapping)) == 4.0
     assert total_time_s(make_report(timing={"build_s": 1.0, "sample_s": 2.0})) == 3.0
+
+
+def test_compare_defaults_to_comparable_runs_and_shows_blanks_not_words() -> None:
+    from core.store import default_comparison, for_display
+
+    runs = pd.DataFrame({"id": [9, 8, 7, 6], "method": ["filter-pruning", "mixed-precision", "filter-pruning",
+                                                        "filter-pruning"],
+                         "model": ["digits-cnn", "digits-cnn", "digits-mlp", "digits-cnn"],
+                         "p_optimum": [None, 0.5, None, 0.0], "tts99_s": [None, 1.5, None, math.inf],
+                         "gap_pct": [0.0, None, 1.0, 2.0]})
+    assert default_comparison(runs) == [9, 6]  # the newest, and the next of its method and model
+    assert default_comparison(runs.iloc[1:2]) == [8]
+    assert default_comparison(runs.iloc[:0]) == []
+    shown = for_display(runs)
+    assert shown["p_optimum"].isna().tolist() == [True, False, True, False]
+    assert shown["tts99_s"].isna().tolist() == [True, False, True, True]  # infinite: never reached, blank
+    assert shown["tts99_s"][1] == 1.5 and shown["gap_pct"].dtype == float

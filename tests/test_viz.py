@@ -521,6 +521,16 @@ def test_pareto_scatter_highlights_front() -> None:
     assert "3 of 4 runs" in fig.layout.title.text
     assert fig.layout.xaxis.title.text == "size after compression (bits)"
     assert len(pareto_scatter(df.iloc[4:]).data) == 0
+    assert fig.layout.legend.orientation is None  # two kinds of run: the legend stays at the side
+
+
+def test_pareto_scatter_says_when_front_runs_repeat_a_point_and_moves_a_long_legend_below() -> None:
+    df = pd.DataFrame({"id": range(6), "sampler": ["sa", "tabu", "sqa", "ga", "rl", "sa"],
+                       "size_bits_after": [100, 100, 100, 200, 300, 400],
+                       "accuracy_after": [0.9, 0.9, 0.9, 0.95, 0.8, 0.97]})
+    fig = pareto_scatter(df)
+    assert fig.layout.title.text.endswith("5 of 6 runs on the Pareto front (3 distinct)")
+    assert fig.layout.legend.orientation == "h"
 
 
 def test_sensitivity_heatmap() -> None:

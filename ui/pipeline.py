@@ -11,6 +11,9 @@ import streamlit as st
 from core.formulations.base import Formulation
 from core.runs import MULTI_QUBO_METHODS, formulate
 
+#: session key set while Formulate's current settings fail to build (see formulation_for)
+BUILD_FAILED = "formulation_failed"
+
 
 def _freeze(options: dict[str, Any]) -> str:
     return json.dumps(options, sort_keys=True, default=str)
@@ -34,6 +37,7 @@ def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str
     """
     key = (ws.cache_key(), method, _freeze(options))
     if st.session_state.get("formulation_key") == key:
+        st.session_state.pop(BUILD_FAILED, None)
         return st.session_state["formulation"]
     bar = st.progress(0.0, text="Measuring sensitivities...")
     started = time.perf_counter()
@@ -43,13 +47,27 @@ def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str
 
     try:
         formulation = formulate(ws, method, progress=progress, **options, **dict(uncached or {}))
+    except BaseException:
+        # the QUBO still in memory is of earlier settings: Embed and Solve must not pass it off as these
+        st.session_state[BUILD_FAILED] = True
+        raise
     finally:
         bar.empty()
+    st.session_state.pop(BUILD_FAILED, None)
     st.session_state["formulation"] = formulation
     st.session_state["formulation_key"] = key
     st.session_state["formulation_build_s"] = time.perf_counter() - started
     st.session_state.pop("embedding", None)
     return formulation
+
+
+def require_current_formulation() -> None:
+    """Stop the page (Embed, Solve) when Formulate's current settings could not be built into a QUBO."""
+    if st.session_state.get(BUILD_FAILED):
+        st.error("The settings on Formulate could not be built into a QUBO (Formulate says why), and the QUBO "
+                 "still in memory is from earlier settings. Change the settings on Formulate first.")
+        st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
+        st.stop()
 
 
 def filter_stats_for(ws, layer: str):

@@ -39,7 +39,7 @@ class RegistrySampler:
 
     def __init__(self, name: str, *, config: Mapping[str, Any] | None = None,
                  params: Mapping[str, Any] | None = None, dense: bool = False) -> None:
-        from core.solvers import sampler_info
+        from core.solvers import check_sample_parameters, sampler_info
 
         info = sampler_info(name)
         if not info.is_available:
@@ -47,6 +47,7 @@ class RegistrySampler:
         self.name = info.name
         self.config = dict(config or {})
         self.params = dict(params or {})
+        check_sample_parameters(self.name, self.params)  # a bad value is refused before any layer is solved
         if dense and self.max_dense_variables is not None:
             self.params.setdefault("embedding_method", "clique")
         self.calls = 0
@@ -78,8 +79,9 @@ class RegistrySampler:
 
     def __call__(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, seed: int | None = None,
                  **params: Any) -> dimod.SampleSet:
-        from core.solvers import solve
+        from core.solvers import check_sample_parameters, solve
 
+        check_sample_parameters(self.name, params)
         ss = solve(bqm, self._built, num_reads=num_reads, seed=seed, **{**self.params, **params})
         ss.info["sampler"] = self.name
         timing = ss.info.get("timing", {})

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dimod
+import numpy as np
 
 from core.errors import InvalidInputError, UnavailableError
 from core.solvers.base import (
@@ -39,6 +41,7 @@ __all__ = [
     "ParameterInfo",
     "SamplerInfo",
     "available_samplers",
+    "check_sample_parameters",
     "check_sampler_like",
     "get_sampler",
     "sampler_info",
@@ -50,11 +53,57 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ParameterInfo:
-    """One parameter: its name, default and a one-line help text."""
+    """One parameter: its name, default and a one-line help text.
+
+    ``check(value)`` returns what is wrong with a value, in plain words, or
+    None when it is fine (None, the "use the default" value, is never checked).
+    """
 
     name: str
     default: Any
     help: str
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False, repr=False)
+
+
+def _whole(minimum: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            return f"must be a whole number of at least {minimum}"
+        return None
+
+    return check
+
+
+def _positive(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value < math.inf:
+        return "must be a positive number"
+    return None
+
+
+def _non_negative(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value < math.inf:
+        return "must be a number of at least 0"
+    return None
+
+
+def _probability(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value <= 1:
+        return "must be a probability above 0 and at most 1"
+    return None
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in choices else "must be one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def _beta_range(value: Any) -> str | None:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or any(_positive(b) for b in value) or value[0] > value[1]):
+        return "must be two positive numbers, hot then cold, e.g. [0.1, 10]"
+    return None
 
 
 @dataclass(frozen=True)
@@ -115,18 +164,21 @@ _QPU_SAMPLE_PARAMS = (
         "chain_strength",
         None,
         "Coupling that binds each chain; default: uniform torque compensation.",
+        _positive,
     ),
-    P("chain_strength_prefactor", 1.414, "Prefactor of uniform torque compensation."),
+    P("chain_strength_prefactor", 1.414, "Prefactor of uniform torque compensation.", _positive),
     P(
         "embedding_method",
         "auto",
         "'auto' (clique if dense, else heuristic), 'clique' or 'heuristic'.",
+        _one_of("auto", "clique", "heuristic"),
     ),
-    P("embedding_timeout", 60.0, "Seconds allowed for the heuristic embedding search."),
+    P("embedding_timeout", 60.0, "Seconds allowed for the heuristic embedding search.", _positive),
     P(
         "chain_break_method",
         "majority_vote",
         "How broken chains are resolved: majority_vote, discard, weighted_random.",
+        _one_of("majority_vote", "discard", "weighted_random"),
     ),
 )
 _QPU_CONFIG = (
@@ -169,22 +221,23 @@ _SQA_OPTIONS = (
         None,
         "Inverse temperature (problem scaled to a largest Ising bias of 1); default: cold enough "
         "to resolve the smallest bias (3 / smallest |bias|, between 10 and 1e5).",
+        _positive,
     ),
-    P("gamma", 1.0, "Initial transverse field."),
-    P("num_sweeps", 1000, "Monte Carlo sweeps per read."),
-    P("trotter", 8, "Trotter slices."),
+    P("gamma", 1.0, "Initial transverse field.", _positive),
+    P("num_sweeps", 1000, "Monte Carlo sweeps per read.", _whole(1)),
+    P("trotter", 8, "Trotter slices.", _whole(2)),
 )
 _GA_OPTIONS = (
-    P("pop_size", 100, "Population size."),
-    P("num_generations", 200, "Generations."),
-    P("crossover", "two-point", "'two-point' or 'uniform'."),
-    P("mutation_rate", None, "Per-bit flip probability (default 1/n)."),
+    P("pop_size", 100, "Population size.", _whole(2)),
+    P("num_generations", 200, "Generations.", _whole(1)),
+    P("crossover", "two-point", "'two-point' or 'uniform'.", _one_of("two-point", "uniform")),
+    P("mutation_rate", None, "Per-bit flip probability (default 1/n).", _probability),
 )
 _RL_OPTIONS = (
-    P("batch_size", 64, "States drawn per policy update."),
-    P("num_iterations", 300, "Policy updates."),
-    P("learning_rate", 0.1, "Adam step size."),
-    P("entropy_coef", 0.01, "Entropy bonus weight (exploration)."),
+    P("batch_size", 64, "States drawn per policy update.", _whole(1)),
+    P("num_iterations", 300, "Policy updates.", _whole(1)),
+    P("learning_rate", 0.1, "Adam step size.", _positive),
+    P("entropy_coef", 0.01, "Entropy bonus weight (exploration).", _non_negative),
 )
 
 
@@ -297,7 +350,7 @@ def _mock_qpu_spec(topology: str, label: str, aliases: tuple[str, ...] = ()) -> 
         _mock_qpu(topology),
         (
             *_QPU_SAMPLE_PARAMS,
-            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem."),
+            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem.", _whole(1)),
         ),
         (P("num_sweeps", 1000, "Default annealing sweeps per read."), *_QPU_CONFIG),
         aliases=aliases,
@@ -335,13 +388,15 @@ _SPECS: tuple[_Spec, ...] = (
                 "num_sweeps",
                 1000,
                 "Sweeps per read (longer anneals find lower energies).",
+                _whole(1),
             ),
             P(
                 "beta_range",
                 None,
                 "(hot, cold) inverse temperatures; default: set from the biases.",
+                _beta_range,
             ),
-            P("beta_schedule_type", "geometric", "'linear', 'geometric' or 'custom'."),
+            P("beta_schedule_type", "geometric", "'linear' or 'geometric'.", _one_of("linear", "geometric")),
         ),
         aliases=("neal", "simulated-annealing"),
         requires=("dwave.samplers",),
@@ -355,9 +410,9 @@ _SPECS: tuple[_Spec, ...] = (
         (
             _NUM_READS,
             _SEED,
-            P("timeout", 100, "Milliseconds per read."),
-            P("tenure", None, "Tabu tenure; default: min(20, n/4)."),
-            P("num_restarts", 1_000_000, "Restarts per read."),
+            P("timeout", 100, "Milliseconds per read.", _positive),
+            P("tenure", None, "Tabu tenure; default: min(20, n/4).", _whole(0)),
+            P("num_restarts", 1_000_000, "Restarts per read.", _whole(1)),
         ),
         requires=("dwave.samplers",),
     ),
@@ -396,6 +451,7 @@ _SPECS: tuple[_Spec, ...] = (
                 "annealing_time",
                 None,
                 "Anneal duration in microseconds (QPU default 20).",
+                _positive,
             ),
         ),
         (*_CLOUD_CONFIG, *_QPU_CONFIG),
@@ -414,6 +470,7 @@ _SPECS: tuple[_Spec, ...] = (
                 "time_limit",
                 None,
                 "Run time in seconds (at least the solver's minimum for the problem size).",
+                _positive,
             ),
         ),
         _CLOUD_CONFIG,
@@ -568,6 +625,18 @@ def get_sampler(name: str, **config: Any) -> dimod.Sampler:
     return TimingComposite(spec.factory(**config))
 
 
+def check_sample_parameters(name: str, params: Mapping[str, Any]) -> None:
+    """Refuse, in plain words, a value the registry sampler ``name`` cannot take (before any work starts)."""
+    spec = _BY_NAME[_normalize(name)]
+    for info in spec.parameters:
+        value = params.get(info.name)
+        if value is None or info.check is None:
+            continue
+        problem = info.check(value)
+        if problem is not None:
+            raise InvalidInputError(f"{spec.name}'s {info.name} {problem}; got {value!r}.")
+
+
 def solve(
     bqm: dimod.BinaryQuadraticModel,
     sampler: str | dimod.Sampler = "sa",
@@ -608,6 +677,7 @@ def solve(
     owned_cloud_client = False
     if isinstance(sampler, str):
         name = _normalize(sampler)
+        check_sample_parameters(name, params)
         owned_cloud_client = _BY_NAME[name].needs_token
         instance = get_sampler(name, **dict(config or {}))
     elif isinstance(sampler, dimod.Sampler):

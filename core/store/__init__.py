@@ -2,6 +2,8 @@
 
 from core.store.analysis import (
     OPTIMUM_RTOL,
+    default_comparison,
+    for_display,
     gap_percent,
     optimum_tolerance,
     pareto_front,
@@ -33,7 +35,9 @@ __all__ = [
     "RunSummary",
     "StoreError",
     "default_db_path",
+    "default_comparison",
     "default_db_url",
+    "for_display",
     "gap_percent",
     "optimum_tolerance",
     "pareto_front",

@@ -7,6 +7,7 @@
 - :func:`pareto_mask` / :func:`pareto_front`: runs not beaten on both size
   (smaller is better) and accuracy (larger is better).
 - :func:`report_quality`: all of the above for one JSON report (DESIGN section 5).
+- :func:`default_comparison` / :func:`for_display`: the Compare page's default selection and table values.
 """
 
 from __future__ import annotations
@@ -262,4 +263,26 @@ def report_quality(
                 out["tts99_s"] = time_to_solution(sample_s / reads, p, target=target)
     except (TypeError, ValueError, InvalidInputError):
         pass
+    return out
+
+
+def default_comparison(runs: pd.DataFrame, count: int = 2) -> list[int]:
+    """Ids of the runs to compare when the user selected none: the newest run and the next newest of the same
+    method and model (whose energies and sizes are comparable). ``runs`` is newest first, with ``id``,
+    ``method`` and ``model`` columns."""
+    if runs.empty:
+        return []
+    newest = runs.iloc[0]
+    same = runs[(runs["method"] == newest["method"]) & (runs["model"] == newest["model"])]
+    return [int(i) for i in same["id"].head(count)]
+
+
+def for_display(runs: pd.DataFrame) -> pd.DataFrame:
+    """The quality columns as plain floats for a table: undefined values (None) and a never-reached
+    optimum's infinite time-to-solution become NaN (a blank cell), not the words "None" and "Infinity"."""
+    out = runs.copy()
+    for column in ("gap_pct", "p_optimum", "tts99_s"):
+        if column in out.columns:
+            values = pd.to_numeric(out[column], errors="coerce").astype(float)
+            out[column] = values.where(np.isfinite(values))
     return out

@@ -199,8 +199,12 @@ def pareto_scatter(
         # all runs (nearly) the same size: a symmetric window instead of a degenerate range
         mid = float(xs.mean()) or 1.0
         fig.update_xaxes(range=[0.8 * mid, 1.2 * mid])
+    distinct = len(front[[x, y]].drop_duplicates())
+    repeats = f" ({distinct} distinct)" if distinct < len(front) else ""
+    legend = {"orientation": "h", "yanchor": "top", "y": -0.2} if len(groups) > 4 else {}
     return base_layout(
-        fig, f"{title}: {len(front)} of {len(data)} runs on the Pareto front"
+        fig, f"{title}: {len(front)} of {len(data)} runs on the Pareto front{repeats}",
+        **({"legend": legend} if legend else {}),
     )
 
 
