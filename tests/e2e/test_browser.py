@@ -153,7 +153,7 @@ def test_other_methods_formulate_and_solve(app_page, method):
     # a whole-model run takes several seconds; the status box says when it is over
     expect(page.get_by_text(re.compile(r"Done: run \d+"))).to_be_visible(timeout=180_000)
     wait_for_idle(page, timeout_s=60)
-    expect(page.get_by_text("Subproblems")).to_be_visible()
+    expect(page.get_by_text("Subproblems", exact=True)).to_be_visible()
     accuracy = metric_value(page, "Accuracy")
     assert PERCENT.match(accuracy), accuracy
     assert_no_exception(page)
