@@ -69,7 +69,8 @@ VIEWPORT = {"width": 1400, "height": 1000}
 HEALTH_TIMEOUT_S = 90.0
 DEFAULT_TIMEOUT_MS = 30_000  # Playwright's per-action / per-expectation default
 
-RUNNING = '[data-testid="stStatusWidgetRunningIcon"]'
+# the app root's script state is there whatever the toolbar shows (toolbarMode "minimal" can hide the icon)
+RUNNING = '[data-testid="stApp"][data-test-script-state="running"], [data-testid="stStatusWidgetRunningIcon"]'
 STALE = '[data-stale="true"]'
 EXCEPTION = '[data-testid="stException"]'
 SIDEBAR_NAV = '[data-testid="stSidebarNav"]'
