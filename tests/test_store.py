@@ -507,3 +507,23 @@ def test_compare_defaults_to_comparable_runs_and_shows_blanks_not_words() -> Non
     assert shown["p_optimum"].isna().tolist() == [True, False, True, False]
     assert shown["tts99_s"].isna().tolist() == [True, False, True, True]  # infinite: never reached, blank
     assert shown["tts99_s"][1] == 1.5 and shown["gap_pct"].dtype == float
+
+
+def test_a_history_saved_under_older_quality_rules_is_recomputed_once(tmp_path: Path) -> None:
+    """Opening a history whose P(optimum)/TTS columns follow older rules recomputes them from the reports."""
+    import sqlalchemy as sa
+
+    from core.store.runs import DERIVED_VERSION, RunRecord, StoreMeta
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    store = RunStore(url)
+    run_id = store.add(make_report(exact=None))  # no exact optimum: nothing to reach
+    assert store.list()[0].p_optimum is None
+    with store.engine.begin() as conn:  # as an older version saved it: P measured against the run's own best
+        conn.execute(sa.update(RunRecord).where(RunRecord.id == run_id).values(p_optimum=0.5, tts99_s=0.3))
+        conn.execute(sa.delete(StoreMeta))
+    assert RunStore(url).list()[0].p_optimum is None  # refreshed on opening
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(RunRecord).values(p_optimum=0.5))
+        assert conn.execute(sa.select(StoreMeta.value)).scalar() == str(DERIVED_VERSION)
+    assert RunStore(url).list()[0].p_optimum == 0.5  # only once: a current history is left as it is

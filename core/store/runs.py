@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    IntegrityError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
@@ -140,6 +141,33 @@ class RunRecord(Base):
     total_time_s: Mapped[float | None] = mapped_column(sa.Float)
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     report: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+def _derived_columns(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """The columns computed from a report by rules that may change (see DERIVED_VERSION)."""
+    quality = report_quality(report)
+    return {
+        "gap_pct": _num(quality["gap_pct"]),
+        "p_optimum": _num(quality["p_optimum"]),
+        "tts99_s": _num(quality["tts99_s"]),
+        "total_time_s": total_time_s(report),
+    }
+
+
+class StoreMeta(Base):
+    """Facts about the history itself (key -> value), e.g. which rules its derived columns follow."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(200))
+
+
+#: version of the rules behind the columns derived from each report (gap, P(optimum), TTS, total time);
+#: bump it when :func:`core.store.analysis.report_quality` or ``total_time_s`` change, and opening an older
+#: history recomputes them from the stored reports. 2: feasible reads only, a tolerance relative to the
+#: optimum alone, none without an exact energy; none for multi-QUBO/exact/ga/rl runs; total_s preferred.
+DERIVED_VERSION = 2
 
 
 #: summary columns returned by :meth:`RunStore.list` (everything but params/report)
@@ -322,6 +350,7 @@ class RunStore:
         if self._is_sqlite:
             event.listen(self.engine, "connect", self._sqlite_on_connect)
         self._create_schema()
+        self._refresh_derived()
 
     # -- setup
 
@@ -357,6 +386,23 @@ class RunStore:
                 # two processes creating the same table at once: the loser retries
                 if attempt == 2 or "already exists" not in str(exc.__cause__):
                     raise
+
+    def _refresh_derived(self) -> None:
+        """Recompute the derived columns of runs saved under older rules (once per history)."""
+        with self._errors("update"), contextlib.suppress(IntegrityError):
+            # IntegrityError: another process refreshed the same history at the same time
+            with Session(self.engine) as session, session.begin():
+                meta = session.get(StoreMeta, "derived_version")
+                if meta is not None and int(meta.value) >= DERIVED_VERSION:
+                    return
+                for run_id, report in session.execute(sa.select(RunRecord.id, RunRecord.report)).all():
+                    session.execute(
+                        sa.update(RunRecord).where(RunRecord.id == run_id).values(**_derived_columns(report or {}))
+                    )
+                if meta is None:
+                    session.add(StoreMeta(key="derived_version", value=str(DERIVED_VERSION)))
+                else:
+                    meta.value = str(DERIVED_VERSION)
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -440,7 +486,6 @@ class RunStore:
             _sub(clean, "exact"),
             _sub(clean, "metrics"),
         )
-        quality = report_quality(clean)
         feasible = best.get("feasible")
         record = RunRecord(
             created_at=created,
@@ -454,14 +499,11 @@ class RunStore:
             num_variables=_int(_sub(clean, "qubo").get("num_variables")),
             best_energy=_num(best.get("energy")),
             exact_energy=_num(exact.get("energy")),
-            gap_pct=_num(quality["gap_pct"]),
-            p_optimum=_num(quality["p_optimum"]),
-            tts99_s=_num(quality["tts99_s"]),
             feasible=feasible if isinstance(feasible, bool) else None,
             accuracy_after=_num(metrics.get("accuracy_after")),
             size_bits_after=_num(metrics.get("size_bits_after")),
             compression_ratio=_num(metrics.get("compression_ratio")),
-            total_time_s=total_time_s(clean),
+            **_derived_columns(clean),
             params=clean_params,
             report=clean,
         )
