@@ -681,3 +681,14 @@ def test_split_by_feasibility_keeps_every_read_once_with_its_label() -> None:
     fig = energy_histogram(split_by_feasibility(report), normalize=False)
     assert sorted(t.name for t in fig.data if t.type == "histogram" or t.type == "bar")[:2] == [
         "sa, feasible", "sa, infeasible"]
+
+
+@pytest.mark.parametrize("max_abs, threshold", [(1.0, 1e-3), (1.0, 1e-4), (5.0, 0.5), (1e6, 1.0), (0.3, 2e-4)])
+def test_symlog_colour_bar_labels_keep_apart(max_abs, threshold):
+    """Powers of ten below the threshold sit next to 0 on the bar; their labels must not overprint it."""
+    from core.viz._common import symlog_ticks
+
+    values, labels = symlog_ticks(max_abs, threshold)
+    assert "0" in labels and len(values) == len(labels) >= 3
+    gaps = np.diff(values)
+    assert (gaps >= 0.08 * max(values) - 1e-12).all(), list(zip(labels, values, strict=True))

@@ -93,6 +93,14 @@ def symlog_ticks(max_abs: float, threshold: float) -> tuple[list[float], list[st
     if len(mags) > 6:
         step = int(np.ceil(len(mags) / 6))
         mags = mags[::-1][::step][::-1]
+    # powers of ten at or below the threshold crowd 0 on the bar (symlog <= log10 2): keep labels apart
+    top = float(symlog(mags[-1], threshold)) if mags else 0.0
+    kept: list[float] = []
+    for m in reversed(mags):
+        last = float(symlog(kept[-1], threshold)) if kept else np.inf
+        if last - float(symlog(m, threshold)) >= 0.08 * top and float(symlog(m, threshold)) >= 0.08 * top:
+            kept.append(m)
+    mags = sorted(kept)
     values = [-m for m in reversed(mags)] + [0.0] + mags
     return [float(symlog(v, threshold)) for v in values], [f"{v:.3g}" for v in values]
 
