@@ -10,6 +10,7 @@ from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
+from core.store import reaches_optimum
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars, split_by_feasibility
 from ui.common import (
     before_after_metrics,
@@ -265,8 +266,9 @@ with results:
     c = st.columns(4)
     c[0].metric("Best energy", f"{best['energy']:.6g}")
     if exact:
-        gap = best["energy"] - exact["energy"]
-        at_optimum = gap <= 1e-9 * max(1.0, abs(exact["energy"]))
+        reached = best.get("objective", best["energy"]) if best["feasible"] else best["energy"]
+        gap = reached - exact["energy"]
+        at_optimum = best["feasible"] and reaches_optimum(reached, exact["energy"])
         c[1].metric("Exact optimum", f"{exact['energy']:.6g}",
                     help=f"The lowest energy of this QUBO (distortion plus the λ-weighted size terms; with a "
                          f"capacity budget, at the λ the search settled on), by {exact['method']}; "
@@ -295,9 +297,11 @@ with results:
     timing_caption(timing)
     # many layers need the full width for their names; a few fit beside their table
     left, right = (st.container(), st.container()) if len(best["decision"]) > WIDE_CHART_UNITS else st.columns(2)
-    params = {u["name"]: u["params"] for u in report.get("units", [])}
-    left.plotly_chart(decision_bars(best["decision"], params=params), key="decision_bars", width="stretch")
-    right.dataframe([{"unit": k, "option": str(v), "params": params.get(k)} for k, v in best["decision"].items()],
-                    hide_index=True, width="stretch")
+    units = {u["name"]: u for u in report.get("units", [])}
+    sizes = {name: option["cost_bits"] for name, choice in best["decision"].items() if name in units
+             for option in units[name]["options"] if str(option["option"]) == str(choice)}
+    left.plotly_chart(decision_bars(best["decision"], sizes=sizes), key="decision_bars", width="stretch")
+    right.dataframe([{"unit": k, "option": str(v), "params": units.get(k, {}).get("params"), "size (bits)": sizes.get(k)}
+                     for k, v in best["decision"].items()], hide_index=True, width="stretch")
     before_after_metrics(metrics, num_classes=ws.data.num_classes,
                          latency_note="Fake-quantized weights run in fp32 here, so latency does not drop with bits.")

@@ -130,7 +130,7 @@ def solve_formulation(formulation: Formulation, sampler: str = "sa", *, num_read
 
 
 def best_decision(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple[dict, Decision]:
-    """The lowest-energy *feasible* read and its decoded decision.
+    """The best *feasible* read (lowest decision objective, else lowest energy) and its decoded decision.
 
     A penalty QUBO's lowest-energy read can break a constraint (over budget,
     not one-hot) when the sampler misses the optimum; applying it would hand the
@@ -138,12 +138,23 @@ def best_decision(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple
     only when no read is feasible does the lowest-energy one come back (its
     Decision says feasible=False and lists the violations).
     """
+    feasible = []
     for sample in sampleset.samples():  # sorted by energy, lowest first
         decision = formulation.decode(sample)
         if decision.feasible:
-            return dict(sample), decision
+            feasible.append((sample, decision))
+    if feasible:
+        # by the decision's objective where the decoder gives one: with slack bits off their best, a read
+        # of the optimal decision can lie above one of a worse decision (min keeps energy order on ties)
+        sample, decision = min(feasible, key=lambda sd: _objective_or(sd[1], 0.0))
+        return dict(sample), decision
     first = sampleset.first
     return dict(first.sample), formulation.decode(first.sample)
+
+
+def _objective_or(decision: Decision, default: float) -> float:
+    value = decision.details.get("objective")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
 def compress(ws: Workspace, formulation: Formulation, decision: Decision) -> nn.Module:
@@ -211,9 +222,23 @@ def energies_of(sampleset: dimod.SampleSet) -> list[float]:
 
 def feasible_reads(formulation: Formulation, sampleset: dimod.SampleSet) -> list[bool]:
     """Whether each read decodes to a feasible decision, in the order of :func:`energies_of`."""
-    flags = [bool(formulation.decode(sample).feasible) for sample in sampleset.samples(sorted_by=None)]
+    return read_outcomes(formulation, sampleset)[0]
+
+
+def read_outcomes(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple[list[bool], list[float] | None]:
+    """Per read, in the order of :func:`energies_of`: whether it decodes to a feasible decision, and that
+    decision's objective (None where infeasible; no list when the decoder reports no objective).
+
+    The objective is what the exact optimum is measured in; a read's BQM energy can differ from it by
+    rounding (the slack encoding's penalty terms cancel around 1e6) or by non-optimal slack bits."""
+    decisions = [formulation.decode(sample) for sample in sampleset.samples(sorted_by=None)]
     counts = np.asarray(sampleset.record.num_occurrences, dtype=int)
-    return np.repeat(np.asarray(flags, dtype=bool), counts).tolist()
+    flags = np.repeat(np.asarray([bool(d.feasible) for d in decisions], dtype=bool), counts).tolist()
+    values = [d.details.get("objective") for d in decisions]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return flags, None
+    objectives = [float(v) if d.feasible else None for d, v in zip(decisions, values, strict=True)]
+    return flags, [value for value, count in zip(objectives, counts.tolist(), strict=True) for _ in range(count)]
 
 
 def build_report(*, model: str, formulation: Formulation, solved: SolveResult, sample: dict,
@@ -222,7 +247,7 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
     ss = solved.sampleset
     info = ss.info
     tables = formulation.tables
-    flags = feasible_reads(formulation, ss)
+    flags, objectives = read_outcomes(formulation, ss)
     report: dict[str, Any] = {
         "model": model,
         "data": data,
@@ -238,12 +263,14 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
         },
         "energies": energies_of(ss),
         "feasible_reads": flags,
+        "read_objectives": objectives,
         "feasible_fraction": sum(flags) / len(flags) if flags else 0.0,
         "lowest_energy_read": {"energy": float(ss.first.energy),
                                "feasible": bool(formulation.decode(ss.first.sample).feasible)},
         "best": {
             "energy": float(formulation.bqm.energy(sample)),
             "feasible": bool(decision.feasible),
+            "objective": decision.details.get("objective"),
             "violations": list(decision.violations),
             "decision": decision.choices,
             "sample": sample,

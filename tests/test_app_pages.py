@@ -188,6 +188,9 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     assert float(m["Best energy"]) >= float(m["Exact optimum"]) - 1e-9
     assert sum(c.value.startswith("Timing: build ") for c in app.caption) == 1
     first = app.session_state["last_report"]
+    decision = app.dataframe[0].value  # what each unit stores under its choice adds up to the model's size
+    fixed = first["metrics"]["size_bits_before"] - 32 * sum(u["params"] for u in first["units"])
+    assert int(decision["size (bits)"].sum()) + fixed == first["metrics"]["size_bits_after"]
     assert first["run_id"] is not None
     app.selectbox(key="sampler").set_value("tabu").run()
     app.button(key="run_button").click().run()

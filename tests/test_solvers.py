@@ -492,7 +492,7 @@ def test_rl_handles_onehot_groups_of_unequal_size():
     ("sa", {"num_sweeps": -1}, "at least 1"),
     ("sa", {"beta_range": "banana"}, "two positive numbers, hot then cold"),
     ("sa", {"beta_range": [10.0, 0.1]}, "hot then cold"),
-    ("sa", {"beta_schedule_type": "cubic"}, "must be one of 'linear', 'geometric'"),
+    ("sa", {"beta_schedule_type": "cubic"}, "must be one of 'linear', 'geometric', 'custom'"),
     ("tabu", {"timeout": -5}, "positive number"),
     ("sqa", {"trotter": 1}, "at least 2"),
     ("ga", {"mutation_rate": 1.5}, "probability"),
@@ -502,6 +502,18 @@ def test_rl_handles_onehot_groups_of_unequal_size():
 def test_bad_parameter_values_are_refused_plainly_before_sampling(sampler, params, message):
     with pytest.raises(InvalidInputError, match=re.escape(message)):
         solve(random_bqm(4, 0), sampler, num_reads=2, seed=0, **params)
+
+
+def test_values_of_every_accepted_form_still_pass():
+    """Numbers parsed from text, numpy arrays and values, a chain-strength function, a custom schedule."""
+    from dwave.embedding.chain_strength import uniform_torque_compensation
+
+    bqm = random_bqm(4, 0)
+    solve(bqm, "sa", num_reads=2, seed=0, beta_range=np.array([0.1, 10.0]), num_sweeps=np.int64(20))
+    solve(bqm, "sa", num_reads=2, seed=0, beta_schedule_type="custom", beta_schedule=[0.1, 1.0, 10.0],
+          num_sweeps=3, num_sweeps_per_beta=1)
+    solve(bqm, "sqa", num_reads=2, seed=0, trotter=2, num_sweeps=10)
+    solve(bqm, "mock-qpu-pegasus", num_reads=2, seed=0, chain_strength=uniform_torque_compensation)
 
 
 def test_registry_sampler_refuses_bad_values_when_built_and_when_called():

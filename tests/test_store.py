@@ -503,6 +503,8 @@ def test_compare_defaults_to_comparable_runs_and_shows_blanks_not_words() -> Non
     assert default_comparison(runs) == [9, 6]  # the newest, and the next of its method and model
     assert default_comparison(runs.iloc[1:2]) == [8]
     assert default_comparison(runs.iloc[:0]) == []
+    unknown = runs.assign(method=[None, "mixed-precision", None, None], model=[None, "digits-cnn", None, "x"])
+    assert default_comparison(unknown) == [9, 7]  # runs without a method or model pair with each other
     shown = for_display(runs)
     assert shown["p_optimum"].isna().tolist() == [True, False, True, False]
     assert shown["tts99_s"].isna().tolist() == [True, False, True, True]  # infinite: never reached, blank
@@ -527,3 +529,27 @@ def test_a_history_saved_under_older_quality_rules_is_recomputed_once(tmp_path: 
         conn.execute(sa.update(RunRecord).values(p_optimum=0.5))
         assert conn.execute(sa.select(StoreMeta.value)).scalar() == str(DERIVED_VERSION)
     assert RunStore(url).list()[0].p_optimum == 0.5  # only once: a current history is left as it is
+
+
+def test_the_refresh_survives_odd_reports_and_runs_in_batches(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from core.store.runs import RunRecord, StoreMeta
+
+    url = f"sqlite:///{tmp_path / 'odd.sqlite'}"
+    store = RunStore(url)
+    ids = [store.add(make_report(exact=None)) for _ in range(5)]
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(RunRecord).where(RunRecord.id == ids[0]).values(report=[1, 2]))
+        conn.execute(sa.update(RunRecord).where(RunRecord.id == ids[1]).values(report={"energies": "x", "exact": 3}))
+        conn.execute(sa.update(RunRecord).values(p_optimum=0.5))
+        conn.execute(sa.delete(StoreMeta))
+    reopened = RunStore(url)  # opens: the damaged rows get empty columns, the others their values
+    reopened._refresh_derived(batch=2)  # nothing left to do: the version was written
+    rows = {r.id: r for r in reopened.list()}
+    assert all(rows[i].p_optimum is None for i in ids) and len(rows) == 5
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(StoreMeta))
+        conn.execute(sa.update(RunRecord).values(p_optimum=0.5))
+    reopened._refresh_derived(batch=2)  # 5 runs in batches of 2
+    assert all(r.p_optimum is None for r in reopened.list())

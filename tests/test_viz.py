@@ -486,14 +486,14 @@ def test_option_bits() -> None:
 
 def test_decision_bars_marks_pruned_layers() -> None:
     fig = decision_bars(
-        {"conv1": 8, "conv2": "prune", "fc1": "keep", "fc2": "4"}, params={"conv1": 100}
+        {"conv1": 8, "conv2": "prune", "fc1": "keep", "fc2": "4"}, sizes={"conv1": 1600}
     )
     bars = fig.data[0]
     assert isinstance(bars, go.Bar)
     assert list(bars.x) == ["conv1", "conv2", "fc1", "fc2"]
     assert list(bars.y) == [8, 0, 32, 4]
     assert list(bars.text) == ["8", "pruned", "32", "4"]
-    assert "size: 800 bits" in bars.hovertext[0]
+    assert "size: 1,600 bits" in bars.hovertext[0]
     pruned = trace(fig, "pruned")
     assert list(pruned.x) == ["conv2"] and list(pruned.y) == [0]
     assert "1 of 4 pruned" in fig.layout.title.text

@@ -47,7 +47,7 @@ def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str
 
     try:
         formulation = formulate(ws, method, progress=progress, **options, **dict(uncached or {}))
-    except BaseException:
+    except Exception:  # not Streamlit's rerun/stop (BaseException): an interrupted build did not fail
         # the QUBO still in memory is of earlier settings: Embed and Solve must not pass it off as these
         st.session_state[BUILD_FAILED] = True
         raise

@@ -49,6 +49,7 @@ from core.formulations.adaround import (
 from core.formulations.base import Formulation
 from core.methods.common import Progress, RegistrySampler, check_reads, ratio, skeleton
 from core.models.units import COMPRESSIBLE
+from core.store.analysis import reaches_optimum
 
 METHOD = "adaround"
 EXACT_MAX_FREE = 16
@@ -267,7 +268,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
             "method": f"brute force per output channel (channels with at most {EXACT_MAX_FREE} free variables)",
             "covered": covered,
             "total": subproblems,
-            "optimal": sum(1 for r in exact_rows if r["best"] <= r["energy"] + 1e-9 * max(1.0, abs(r["energy"]))),
+            "optimal": sum(1 for r in exact_rows if reaches_optimum(r["best"], r["energy"])),
             "subproblems": exact_rows,
         }
     big = sum(len(v) * (len(v[0]) if v else 0) for v in sample.values()) > MAX_SAMPLE_BITS

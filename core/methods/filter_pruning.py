@@ -54,6 +54,7 @@ from core.formulations.filter_pruning import (
 )
 from core.methods.common import Progress, RegistrySampler, check_reads, ratio, skeleton
 from core.sensitivity.filters import conv_layer_names
+from core.store.analysis import reaches_optimum
 
 METHOD = "filter-pruning"
 EXACT_MAX_SUBSETS = 200_000
@@ -185,7 +186,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
                  "method": f"brute force over all exactly-K filter subsets of each layer (layers with at most "
                            f"{EXACT_MAX_SUBSETS} subsets)",
                  "covered": len(covered), "total": len(names),
-                 "optimal": sum(1 for r in covered if r["best"] <= r["energy"] + 1e-9 * max(1.0, abs(r["energy"]))),
+                 "optimal": sum(1 for r in covered if reaches_optimum(r["best"], r["energy"])),
                  "subproblems": covered}
     baselines = {}
     for b in BASELINES:

@@ -100,10 +100,15 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
 
 
 def _beta_range(value: Any) -> str | None:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
+    if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2
             or any(_positive(b) for b in value) or value[0] > value[1]):
         return "must be two positive numbers, hot then cold, e.g. [0.1, 10]"
     return None
+
+
+def _chain_strength(value: Any) -> str | None:
+    # a number, or a function of the problem and the embedding (dwave.embedding.chain_strength style)
+    return None if callable(value) else _positive(value)
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ _QPU_SAMPLE_PARAMS = (
         "chain_strength",
         None,
         "Coupling that binds each chain; default: uniform torque compensation.",
-        _positive,
+        _chain_strength,
     ),
     P("chain_strength_prefactor", 1.414, "Prefactor of uniform torque compensation.", _positive),
     P(
@@ -225,7 +230,7 @@ _SQA_OPTIONS = (
     ),
     P("gamma", 1.0, "Initial transverse field.", _positive),
     P("num_sweeps", 1000, "Monte Carlo sweeps per read.", _whole(1)),
-    P("trotter", 8, "Trotter slices.", _whole(2)),
+    P("trotter", 8, "Trotter slices (at least 2).", _whole(2)),
 )
 _GA_OPTIONS = (
     P("pop_size", 100, "Population size.", _whole(2)),
@@ -396,7 +401,8 @@ _SPECS: tuple[_Spec, ...] = (
                 "(hot, cold) inverse temperatures; default: set from the biases.",
                 _beta_range,
             ),
-            P("beta_schedule_type", "geometric", "'linear' or 'geometric'.", _one_of("linear", "geometric")),
+            P("beta_schedule_type", "geometric", "'linear', 'geometric' or 'custom' (with beta_schedule).",
+              _one_of("linear", "geometric", "custom")),
         ),
         aliases=("neal", "simulated-annealing"),
         requires=("dwave.samplers",),
@@ -685,7 +691,7 @@ def solve(
             raise InvalidInputError(
                 "config is only used with a sampler name; configure the sampler object instead."
             )
-        name = type(sampler).__name__
+        name = type(_innermost(sampler)).__name__  # the sampler's own name in messages, not a wrapper's
         instance = (
             sampler
             if isinstance(sampler, TimingComposite)

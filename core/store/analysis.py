@@ -64,6 +64,12 @@ def optimum_tolerance(optimum: float, rtol: float = OPTIMUM_RTOL) -> float:
     return rtol * abs(optimum) + OPTIMUM_ATOL
 
 
+def reaches_optimum(value: float | None, optimum: float | None, rtol: float = OPTIMUM_RTOL) -> bool:
+    """Whether ``value`` is at (or below) ``optimum`` within :func:`optimum_tolerance`."""
+    v, opt = _finite_or_none(value), _finite_or_none(optimum)
+    return v is not None and opt is not None and v <= opt + optimum_tolerance(opt, rtol)
+
+
 def success_probability(
     energies: Sequence[float] | np.ndarray,
     optimum: float | None = None,
@@ -225,8 +231,11 @@ def report_quality(
 
     A read reaches the optimum when it is feasible (``feasible_reads``, where
     the report has them: an over-budget or broken one-hot state can lie within
-    a hair of the optimum's energy) and its energy is within
-    :func:`optimum_tolerance` of the exact energy. Without an exact energy
+    a hair of the optimum's energy) and its value is within
+    :func:`optimum_tolerance` of the exact energy; the value is the read's
+    decoded objective where the report has ``read_objectives`` (the units the
+    exact optimum is in: a BQM energy can carry rounding from large penalty
+    terms), else its energy. Without an exact energy
     there is no optimum to reach, so both per-read values are ``None`` (the
     run's own best would always be "reached"). The time per read is
     ``timing.sample_s`` divided by the number of reads. Values that cannot be
@@ -235,7 +244,9 @@ def report_quality(
     entry per subproblem), an exact solver (it lists every state) and the
     ga / rl baselines (states of one run).
     """
-    best = _finite_or_none(_get(report, "best", "energy"))
+    # the best decision's objective where the report has it (the exact optimum's units), else its energy
+    objective = _get(report, "best", "objective") if _get(report, "best", "feasible") is True else None
+    best = _finite_or_none(objective if objective is not None else _get(report, "best", "energy"))
     exact = _finite_or_none(_get(report, "exact", "energy"))
     energies = report.get("energies") or []
     occurrences = report.get("num_occurrences")
@@ -252,7 +263,11 @@ def report_quality(
         if occurrences is not None and len(occurrences) == arr.size:
             occ = np.asarray(occurrences, dtype=float)
         feasible = report.get("feasible_reads")
-        if isinstance(feasible, Sequence) and len(feasible) == arr.size:
+        objectives = report.get("read_objectives")
+        if isinstance(objectives, Sequence) and len(objectives) == arr.size:
+            # each read's decision, in the units of the exact optimum (None: infeasible)
+            arr = np.array([math.inf if v is None else float(v) for v in objectives])
+        elif isinstance(feasible, Sequence) and len(feasible) == arr.size:
             arr = np.where(np.asarray(feasible, dtype=bool), arr, np.inf)
         if arr.size:
             p = success_probability(arr, exact, num_occurrences=occ)
@@ -272,8 +287,8 @@ def default_comparison(runs: pd.DataFrame, count: int = 2) -> list[int]:
     ``method`` and ``model`` columns."""
     if runs.empty:
         return []
-    newest = runs.iloc[0]
-    same = runs[(runs["method"] == newest["method"]) & (runs["model"] == newest["model"])]
+    keys = runs[["method", "model"]].astype(object).where(runs[["method", "model"]].notna(), "")  # null == null
+    same = runs[(keys == keys.iloc[0]).all(axis=1)]
     return [int(i) for i in same["id"].head(count)]
 
 

@@ -144,14 +144,18 @@ class RunRecord(Base):
 
 
 def _derived_columns(report: Mapping[str, Any]) -> dict[str, float | None]:
-    """The columns computed from a report by rules that may change (see DERIVED_VERSION)."""
-    quality = report_quality(report)
-    return {
-        "gap_pct": _num(quality["gap_pct"]),
-        "p_optimum": _num(quality["p_optimum"]),
-        "tts99_s": _num(quality["tts99_s"]),
-        "total_time_s": total_time_s(report),
-    }
+    """The columns computed from a report by rules that may change (see DERIVED_VERSION); a report too damaged
+    to read gives none."""
+    try:
+        quality = report_quality(report)
+        return {
+            "gap_pct": _num(quality["gap_pct"]),
+            "p_optimum": _num(quality["p_optimum"]),
+            "tts99_s": _num(quality["tts99_s"]),
+            "total_time_s": total_time_s(report),
+        }
+    except Exception:  # noqa: BLE001 - one odd stored report must not make the history unreadable
+        return {"gap_pct": None, "p_optimum": None, "tts99_s": None, "total_time_s": None}
 
 
 class StoreMeta(Base):
@@ -167,7 +171,8 @@ class StoreMeta(Base):
 #: bump it when :func:`core.store.analysis.report_quality` or ``total_time_s`` change, and opening an older
 #: history recomputes them from the stored reports. 2: feasible reads only, a tolerance relative to the
 #: optimum alone, none without an exact energy; none for multi-QUBO/exact/ga/rl runs; total_s preferred.
-DERIVED_VERSION = 2
+#: 3: reads and the best decision by their decoded objective where the report has it.
+DERIVED_VERSION = 3
 
 
 #: summary columns returned by :meth:`RunStore.list` (everything but params/report)
@@ -387,18 +392,31 @@ class RunStore:
                 if attempt == 2 or "already exists" not in str(exc.__cause__):
                     raise
 
-    def _refresh_derived(self) -> None:
-        """Recompute the derived columns of runs saved under older rules (once per history)."""
-        with self._errors("update"), contextlib.suppress(IntegrityError):
-            # IntegrityError: another process refreshed the same history at the same time
-            with Session(self.engine) as session, session.begin():
+    def _refresh_derived(self, batch: int = 50) -> None:
+        """Recompute the derived columns of runs saved under older rules (once per history).
+
+        In short transactions of ``batch`` runs, so other processes are not locked out for long and a large
+        history is never in memory at once; the version is written last (an interrupted refresh reruns)."""
+        with self._errors("update"), Session(self.engine) as session:
+            with session.begin():
+                version = session.scalar(sa.select(StoreMeta.value).where(StoreMeta.key == "derived_version"))
+            if version is not None and int(version) >= DERIVED_VERSION:
+                return
+            last = -1
+            while True:
+                with session.begin():
+                    rows = session.execute(
+                        sa.select(RunRecord.id, RunRecord.report)
+                        .where(RunRecord.id > last).order_by(RunRecord.id).limit(batch)
+                    ).all()
+                    for run_id, report in rows:
+                        derived = _derived_columns(report if isinstance(report, Mapping) else {})
+                        session.execute(sa.update(RunRecord).where(RunRecord.id == run_id).values(**derived))
+                if len(rows) < batch:
+                    break
+                last = int(rows[-1][0])
+            with contextlib.suppress(IntegrityError), session.begin():  # another process wrote it first
                 meta = session.get(StoreMeta, "derived_version")
-                if meta is not None and int(meta.value) >= DERIVED_VERSION:
-                    return
-                for run_id, report in session.execute(sa.select(RunRecord.id, RunRecord.report)).all():
-                    session.execute(
-                        sa.update(RunRecord).where(RunRecord.id == run_id).values(**_derived_columns(report or {}))
-                    )
                 if meta is None:
                     session.add(StoreMeta(key="derived_version", value=str(DERIVED_VERSION)))
                 else:

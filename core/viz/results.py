@@ -52,14 +52,15 @@ def option_bits(option: Any) -> int | None:
 def decision_bars(
     choices: Mapping[str, Any],
     *,
-    params: Mapping[str, int] | None = None,
+    sizes: Mapping[str, int] | None = None,
     title: str = "Bits per layer",
 ) -> go.Figure:
     """Bar chart of the chosen bits per weight for each unit (in the given order).
 
     Pruned units (0 bits) get a visible marker with the text "pruned" at the
     baseline (trace ``pruned``); kept units are full precision (32 bits).
-    ``params`` (unit -> weight count) adds the unit's size in bits to the hover.
+    ``sizes`` (unit -> storage in bits under its choice, e.g. the F1 table's
+    ``cost_bits``: weights, scales and bias) adds the unit's size to the hover.
     """
     if not choices:
         return empty_figure(title, "No decision yet.")
@@ -73,8 +74,8 @@ def decision_bars(
     hover = []
     for u, o, b in zip(units, choices.values(), bits, strict=True):
         line = f"{u}<br>choice: {o}<br>bits per weight: {b}"
-        if params and u in params:
-            line += f"<br>size: {int(params[u]) * int(b or 0):,} bits ({int(params[u]):,} weights)"
+        if sizes and u in sizes:
+            line += f"<br>size: {int(sizes[u]):,} bits"
         hover.append(line)
     colours = [
         NEUTRAL if b == 0 else (PALETTE[2] if b == FP32_BITS else PALETTE[0])
