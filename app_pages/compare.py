@@ -33,13 +33,17 @@ st.subheader(f"Runs ({len(table)})")
 selection = st.dataframe(
     table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
     column_config={
-        "gap_pct": st.column_config.NumberColumn("gap to exact %", format="%.3f"),
-        "p_optimum": st.column_config.NumberColumn("P(optimum)/read", format="%.3f"),
+        "gap_pct": st.column_config.NumberColumn("gap %", format="%.3f", help="Gap to the exact optimum."),
+        "p_optimum": st.column_config.NumberColumn("P(opt)", format="%.3f",
+                                                   help="Probability per read of reaching the optimum."),
         "tts99_s": st.column_config.NumberColumn("TTS99 (s)", format="%.4g"),
         "accuracy_after": st.column_config.NumberColumn("accuracy", format="%.4f"),
         "compression_ratio": st.column_config.NumberColumn("ratio", format="%.2f"),
-        "best_energy": st.column_config.NumberColumn(format="%.6g"),
-        "exact_energy": st.column_config.NumberColumn(format="%.6g"),
+        "best_energy": st.column_config.NumberColumn("best", format="%.6g"),
+        "exact_energy": st.column_config.NumberColumn("exact", format="%.6g"),
+        "num_variables": st.column_config.NumberColumn("vars"),
+        "size_bits_after": st.column_config.NumberColumn("size (bits)", format="%d"),
+        "total_time_s": st.column_config.NumberColumn("time (s)", format="%.3g"),
         "name": st.column_config.TextColumn(width="small"),
     },
 )

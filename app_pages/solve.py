@@ -59,7 +59,7 @@ KEPT = ("sampler", "reads", "reads_adaround", "reads_filter-pruning", "solve_see
 page_intro(
     "Solve",
     "Send the QUBO to a sampler. Every read is a candidate decision; the histogram shows all their energies next "
-    "to the exact optimum (computed classically where possible). The lowest-energy decision is applied to the "
+    "to the exact optimum (computed classically where possible). The best feasible decision is applied to the "
     "model and evaluated. Runs are saved to the history for the Compare page. For adaround and filter pruning "
     "Run solves every subproblem (each output channel, each conv layer) and compares with the classical "
     "baselines.",
