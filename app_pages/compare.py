@@ -50,8 +50,8 @@ selection = st.dataframe(
 rows = selection.selection.rows if selection is not None else []
 chosen_ids = [int(table.iloc[i]["id"]) for i in rows] or default_comparison(table)
 st.caption("Select rows to compare them; without a selection the two newest runs of the newest run's method and "
-           "model are shown. A blank P(optimum) or TTS99 is not defined for that run (no exact optimum, a "
-           "multi-QUBO method, or an exact/ga/rl sampler); a blank TTS99 with P(optimum) 0 means the optimum "
+           "model are shown. A blank P(opt) or TTS99 is not defined for that run (no exact optimum, a "
+           "multi-QUBO method, or an exact/ga/rl sampler); a blank TTS99 with P(opt) 0 means the optimum "
            "was never reached.")
 
 reports = guarded(store.get_many, chosen_ids, action="Loading runs") or {}
