@@ -187,6 +187,7 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     m = metrics(app)
     assert float(m["Best energy"]) >= float(m["Exact optimum"]) - 1e-9
     assert sum(c.value.startswith("Timing: build ") for c in app.caption) == 1
+    assert any(c.value == "The best read's decision is the exact optimum." for c in app.caption)
     first = app.session_state["last_report"]
     decision = app.dataframe[0].value  # what each unit stores under its choice adds up to the model's size
     fixed = first["metrics"]["size_bits_before"] - 32 * sum(u["params"] for u in first["units"])
@@ -380,3 +381,22 @@ def test_a_mixed_precision_result_stays_current_after_a_look_at_another_method(a
     app.switch_page("app_pages/solve.py").run()
     ok(app)
     assert not [i for i in app.info if "before the settings on Formulate changed" in i.value]
+
+
+def test_a_slack_encoded_run_is_judged_by_its_decision(app):
+    """The slack encoding's QUBO energy adds slack penalty terms (and their rounding) to the objective the exact
+    optimum measures: Solve says the decision is the optimum and why the energy differs."""
+    load_digits_cnn(app)
+    app.switch_page("app_pages/formulate.py").run()
+    app.slider(key="lambda_bits").set_value(0.0).run()
+    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
+    app.radio(key="budget_encoding").set_value("slack").run()
+    ok(app)
+    app.switch_page("app_pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("sa").run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    caption = next(c.value for c in app.caption if c.value.startswith("The best read's decision"))
+    assert caption.startswith("The best read's decision is the exact optimum.") and "slack terms" in caption
+    report = app.session_state["last_report"]
+    assert report["best"]["energy"] != report["exact"]["energy"]
