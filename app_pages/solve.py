@@ -266,7 +266,8 @@ with results:
     c = st.columns(4)
     c[0].metric("Best energy", f"{best['energy']:.6g}")
     if exact:
-        reached = best.get("objective", best["energy"]) if best["feasible"] else best["energy"]
+        objective = best.get("objective")  # None where the decoder reports none (e.g. the paper encoding)
+        reached = objective if best["feasible"] and objective is not None else best["energy"]
         gap = reached - exact["energy"]
         at_optimum = best["feasible"] and reaches_optimum(reached, exact["energy"])
         c[1].metric("Exact optimum", f"{exact['energy']:.6g}",

@@ -189,6 +189,11 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     assert sum(c.value.startswith("Timing: build ") for c in app.caption) == 1
     assert any(c.value == "The best read's decision is the exact optimum." for c in app.caption)
     first = app.session_state["last_report"]
+    first["best"]["objective"] = None  # a decoder without an objective (the paper encoding): judged by energy
+    app.run()
+    ok(app)
+    assert any(c.value == "The best read's decision is the exact optimum." for c in app.caption)
+    first["best"]["objective"] = first["exact"]["energy"]
     decision = app.dataframe[0].value  # what each unit stores under its choice adds up to the model's size
     fixed = first["metrics"]["size_bits_before"] - 32 * sum(u["params"] for u in first["units"])
     assert int(decision["size (bits)"].sum()) + fixed == first["metrics"]["size_bits_after"]

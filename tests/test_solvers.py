@@ -493,6 +493,7 @@ def test_rl_handles_onehot_groups_of_unequal_size():
     ("sa", {"beta_range": "banana"}, "two positive numbers, hot then cold"),
     ("sa", {"beta_range": [10.0, 0.1]}, "hot then cold"),
     ("sa", {"beta_schedule_type": "cubic"}, "must be one of 'linear', 'geometric', 'custom'"),
+    ("sa", {"beta_schedule_type": "custom"}, "'custom' needs beta_schedule"),
     ("tabu", {"timeout": -5}, "positive number"),
     ("sqa", {"trotter": 1}, "at least 2"),
     ("ga", {"mutation_rate": 1.5}, "probability"),

@@ -47,9 +47,12 @@ def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str
 
     try:
         formulation = formulate(ws, method, progress=progress, **options, **dict(uncached or {}))
-    except Exception:  # not Streamlit's rerun/stop (BaseException): an interrupted build did not fail
+    except Exception:
         # the QUBO still in memory is of earlier settings: Embed and Solve must not pass it off as these
-        st.session_state[BUILD_FAILED] = True
+        st.session_state[BUILD_FAILED] = "failed"
+        raise
+    except BaseException:  # Streamlit's rerun/stop: the user left the page while it was building
+        st.session_state[BUILD_FAILED] = "interrupted"
         raise
     finally:
         bar.empty()
@@ -63,9 +66,14 @@ def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str
 
 def require_current_formulation() -> None:
     """Stop the page (Embed, Solve) when Formulate's current settings could not be built into a QUBO."""
-    if st.session_state.get(BUILD_FAILED):
+    state = st.session_state.get(BUILD_FAILED)
+    if state == "interrupted":
+        st.warning("The QUBO for the current settings on Formulate was not finished (the page was left while it "
+                   "was being built), and the one in memory is from earlier settings. Open Formulate to finish it.")
+    elif state:
         st.error("The settings on Formulate could not be built into a QUBO (Formulate says why), and the QUBO "
                  "still in memory is from earlier settings. Change the settings on Formulate first.")
+    if state:
         st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
         st.stop()
 

@@ -641,6 +641,9 @@ def check_sample_parameters(name: str, params: Mapping[str, Any]) -> None:
         problem = info.check(value)
         if problem is not None:
             raise InvalidInputError(f"{spec.name}'s {info.name} {problem}; got {value!r}.")
+    if params.get("beta_schedule_type") == "custom" and params.get("beta_schedule") is None:
+        raise InvalidInputError(f"{spec.name}'s beta_schedule_type 'custom' needs beta_schedule (the inverse "
+                                "temperatures, one per sweep block), which can be passed from Python only.")
 
 
 def solve(
