@@ -27,9 +27,9 @@ def sidebar_summary(slot) -> None:
             st.caption(f"Model **{ws.model_name}** on **{ws.data.name}** ({len(ws.data)} examples)")
         formulation = st.session_state.get("formulation")
         if formulation is not None:
-            what = "QUBO shown" if formulation.method in MULTI_QUBO_METHODS else "QUBO"
-            st.caption(f"{what}: {formulation.num_variables} variables, {formulation.num_interactions} interactions"
-                       + (" (one of the run's subproblems)" if formulation.method in MULTI_QUBO_METHODS else ""))
+            size = f"{formulation.num_variables} variables, {formulation.num_interactions} interactions"
+            st.caption(f"QUBO shown: {size} (one of the run's subproblems)"
+                       if formulation.method in MULTI_QUBO_METHODS else f"QUBO: {size}")
 
 
 page = st.navigation(PAGES)

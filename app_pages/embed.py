@@ -7,7 +7,7 @@ from core.inspect import INSPECTOR_APP_HINT, inspector_app_available, open_in_in
 from core.runs import MULTI_QUBO_METHODS
 from core.viz import chain_length_histogram, embedding_view, embedding_view_from_inspector, problem_graph
 from ui.common import guarded, page_intro, require_workspace
-from ui.pipeline import keep_widget, remember_widgets, require_current_formulation
+from ui.pipeline import keep_widget, remember_widgets, require_formulation
 
 TOPOLOGY_LABELS = {
     "pegasus": "Pegasus (Advantage-like, P16)",
@@ -22,12 +22,7 @@ page_intro(
     "ones the minorminer heuristic. Long chains break more often and cost qubits.",
 )
 require_workspace()
-formulation = st.session_state.get("formulation")
-if formulation is None:
-    st.info("Build a QUBO on the **Formulate** page first.")
-    st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
-    st.stop()
-require_current_formulation()
+formulation = require_formulation()
 if formulation.method in MULTI_QUBO_METHODS:
     where = ", ".join(f"{k} {formulation.params[k]}" for k in ("layer", "channel") if k in formulation.params)
     st.info(f"{formulation.method} solves many small QUBOs; this embeds the one shown on Formulate ({where}). A run "

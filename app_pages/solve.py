@@ -10,7 +10,7 @@ from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
 from core.solvers import available_samplers
-from core.store import reaches_optimum
+from core.store import best_against_exact
 from core.viz import decision_bars, energy_histogram, kept_filters_map, layer_error_bars, split_by_feasibility
 from ui.common import (
     before_after_metrics,
@@ -26,7 +26,7 @@ from ui.pipeline import (
     parse_param,
     problem_key,
     remember_widgets,
-    require_current_formulation,
+    require_formulation,
     run_store,
 )
 
@@ -93,13 +93,8 @@ def _estimate_caption(reads: int) -> None:
 
 
 ws = require_workspace()
-formulation = st.session_state.get("formulation")
-multi = formulation is not None and formulation.method in MULTI_QUBO_METHODS
-if formulation is None:
-    st.info("Build a QUBO on the **Formulate** page first.")
-    st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
-    st.stop()
-require_current_formulation()
+formulation = require_formulation()
+multi = formulation.method in MULTI_QUBO_METHODS
 
 keep_widget(*KEPT)
 settings, results = st.columns([1, 2], gap="large")
@@ -266,20 +261,17 @@ with results:
     c = st.columns(4)
     c[0].metric("Best energy", f"{best['energy']:.6g}")
     if exact:
-        objective = best.get("objective")  # None where the decoder reports none (e.g. the paper encoding)
-        reached = objective if best["feasible"] and objective is not None else best["energy"]
-        gap = reached - exact["energy"]
-        at_optimum = best["feasible"] and reaches_optimum(reached, exact["energy"])
+        verdict = best_against_exact(report)
+        gap = verdict["gap"]
+        at_optimum = verdict["verdict"] == "optimum"
         c[1].metric("Exact optimum", f"{exact['energy']:.6g}",
                     help=f"The lowest energy of this QUBO (distortion plus the λ-weighted size terms; with a "
                          f"capacity budget, at the λ the search settled on), by {exact['method']}; "
                          + ("the best read found it." if at_optimum else f"the best read is {gap:.3g} above it."))
-        # a slack-encoded read carries its slack bits' penalty and the rounding of terms near 1e6 in its energy
-        energy_apart = reached != best["energy"] and not reaches_optimum(best["energy"], reached)
-        aside = (f" Its decision's objective is {reached:.6g}, which is what the optimum measures; the QUBO energy "
-                 "adds the budget penalty's slack terms." if energy_apart else "")
-        subject = "The best read's decision" if best["feasible"] else "The best read (infeasible)"
-        if best["feasible"] and not reaches_optimum(exact["energy"], reached):  # below the "optimum"
+        aside = (f" Its decision's objective is {verdict['value']:.6g}, which is what the optimum measures; the QUBO "
+                 "energy adds the budget penalty's slack terms." if verdict["energy_apart"] else "")
+        subject = "The best read's decision" if verdict["feasible"] else "The best read (infeasible)"
+        if verdict["verdict"] == "below":
             st.caption(f"{subject} is {-gap:.3g} below the exact optimum of this QUBO: it fits the budget in "
                        "bits, while the slack encoding rounds costs up, so its optimum can miss such decisions.")
         else:

@@ -146,15 +146,16 @@ def best_decision(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple
     if feasible:
         # by the decision's objective where the decoder gives one: with slack bits off their best, a read
         # of the optimal decision can lie above one of a worse decision (min keeps energy order on ties)
-        sample, decision = min(feasible, key=lambda sd: _objective_or(sd[1], 0.0))
+        sample, decision = min(feasible, key=lambda sd: _objective(sd[1]) or 0.0)
         return dict(sample), decision
     first = sampleset.first
     return dict(first.sample), formulation.decode(first.sample)
 
 
-def _objective_or(decision: Decision, default: float) -> float:
+def _objective(decision: Decision) -> float | None:
+    """The decision's objective (what the exact optimum measures), None when the decoder reports none."""
     value = decision.details.get("objective")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def compress(ws: Workspace, formulation: Formulation, decision: Decision) -> nn.Module:
@@ -234,10 +235,10 @@ def read_outcomes(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple
     decisions = [formulation.decode(sample) for sample in sampleset.samples(sorted_by=None)]
     counts = np.asarray(sampleset.record.num_occurrences, dtype=int)
     flags = np.repeat(np.asarray([bool(d.feasible) for d in decisions], dtype=bool), counts).tolist()
-    values = [d.details.get("objective") for d in decisions]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    values = [_objective(d) for d in decisions]
+    if None in values:
         return flags, None
-    objectives = [float(v) if d.feasible else None for d, v in zip(decisions, values, strict=True)]
+    objectives = [v if d.feasible else None for d, v in zip(decisions, values, strict=True)]
     return flags, [value for value, count in zip(objectives, counts.tolist(), strict=True) for _ in range(count)]
 
 

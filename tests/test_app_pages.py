@@ -11,6 +11,13 @@ from streamlit.testing.v1 import AppTest
 TIMEOUT = 120
 
 
+def choose_slack_budget(at: AppTest) -> AppTest:
+    """On Formulate: a budget of the default fraction of the fp32 size, encoded with slack variables."""
+    at.radio(key="budget_mode").set_value("ratio of fp32 size").run()
+    at.radio(key="budget_encoding").set_value("slack").run()
+    return at
+
+
 def solve_default_qubo(at: AppTest) -> AppTest:
     """Formulate's default mixed-precision QUBO, solved on Solve with the default sampler."""
     at.switch_page("app_pages/formulate.py").run()
@@ -145,8 +152,7 @@ def test_embed_on_pegasus_and_too_large_for_chimera(app):
     # A problem too large for a Chimera clique: a plain message, the earlier embedding stays.
     app.switch_page("app_pages/formulate.py").run()
     app.number_input(key="groups").set_value(8).run()
-    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
-    app.radio(key="budget_encoding").set_value("slack").run()
+    choose_slack_budget(app)
     ok(app)
     app.switch_page("app_pages/embed.py").run()
     app.selectbox(key="topology").set_value("chimera").run()
@@ -399,8 +405,7 @@ def test_a_slack_encoded_run_is_judged_by_its_decision(app):
     load_digits_cnn(app)
     app.switch_page("app_pages/formulate.py").run()
     app.slider(key="lambda_bits").set_value(0.0).run()
-    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
-    app.radio(key="budget_encoding").set_value("slack").run()
+    choose_slack_budget(app)
     ok(app)
     app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("sa").run()

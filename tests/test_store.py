@@ -553,3 +553,18 @@ def test_the_refresh_survives_odd_reports_and_runs_in_batches(tmp_path: Path) ->
         conn.execute(sa.update(RunRecord).values(p_optimum=0.5))
     reopened._refresh_derived(batch=2)  # 5 runs in batches of 2
     assert all(r.p_optimum is None for r in reopened.list())
+
+
+def test_the_best_read_is_judged_against_the_exact_optimum_by_its_decision() -> None:
+    from core.store import best_against_exact
+
+    best = {"energy": -2.9999, "objective": -3.0, "feasible": True}
+    assert best_against_exact(make_report(best=best)) == {
+        "value": -3.0, "gap": 0.0, "verdict": "optimum", "feasible": True, "energy_apart": True}
+    assert best_against_exact(make_report(best={**best, "objective": -2.0}))["verdict"] == "above"
+    assert best_against_exact(make_report(best={**best, "objective": -3.5}))["verdict"] == "below"
+    infeasible = best_against_exact(make_report(best={"energy": -4.0, "objective": None, "feasible": False}))
+    assert infeasible["verdict"] == "above" and infeasible["value"] == -4.0  # judged by its energy, never "below"
+    assert best_against_exact(make_report(best={"energy": -3.0, "objective": None, "feasible": True}))["verdict"] == (
+        "optimum")  # a decoder without an objective (the paper encoding): its energy
+    assert best_against_exact(make_report(exact=None)) is None

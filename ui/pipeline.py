@@ -64,8 +64,14 @@ def formulation_for(ws, method: str, options: dict[str, Any], uncached: dict[str
     return formulation
 
 
-def require_current_formulation() -> None:
-    """Stop the page (Embed, Solve) when Formulate's current settings could not be built into a QUBO."""
+def require_formulation() -> Formulation:
+    """Formulate's QUBO for Embed and Solve; the page stops with a pointer to Formulate when there is none, or
+    when Formulate's current settings could not be built into one (the QUBO in memory is of earlier settings)."""
+    formulation = st.session_state.get("formulation")
+    if formulation is None:
+        st.info("Build a QUBO on the **Formulate** page first.")
+        st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
+        st.stop()
     state = st.session_state.get(BUILD_FAILED)
     if state == "interrupted":
         st.warning("The QUBO for the current settings on Formulate was not finished (the page was left while it "
@@ -76,6 +82,7 @@ def require_current_formulation() -> None:
     if state:
         st.page_link("app_pages/formulate.py", label="Go to Formulate", icon=":material/grid_on:")
         st.stop()
+    return formulation
 
 
 def filter_stats_for(ws, layer: str):

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-DOWNSTREAM = ("formulation", "formulation_key", "formulation_failed", "embedding", "solve_result", "last_report")
+from ui.pipeline import BUILD_FAILED
+
+DOWNSTREAM = ("formulation", "formulation_key", BUILD_FAILED, "embedding", "solve_result", "last_report")
 #: widgets whose values name the model's own layers (and their kept copies, see ui.pipeline.keep_widget)
 MODEL_WIDGETS = ("ar_layers", "ar_layer", "fp_layer")
 

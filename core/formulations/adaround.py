@@ -126,6 +126,7 @@ from core.data.dataset import EvalData
 from core.errors import InvalidInputError
 from core.formulations.base import Decision, Formulation
 from core.models.units import COMPRESSIBLE
+from core.solvers import sample_with
 
 METHOD = "adaround"
 TARGETS = ("layer", "float_outputs", "float_outputs_last")
@@ -692,14 +693,6 @@ def channel_formulation(
 # --------------------------------------------------------------------------- solving
 
 
-def _sample(
-    sampler: SamplerLike, bqm: dimod.BinaryQuadraticModel, num_reads: int, seed: int, kwargs: Mapping[str, Any]
-) -> dimod.SampleSet:
-    from core.solvers import sample_with
-
-    return sample_with(sampler, bqm, num_reads=num_reads, seed=seed, **kwargs)
-
-
 def _descend(problem: LayerProblem, v: np.ndarray, channels: np.ndarray, max_sweeps: int = 50) -> np.ndarray:
     """Steepest-descent single flips for channels (rows of ``v``), vectorised
     with the shared Gram matrix of each group; each flip strictly lowers E_j."""
@@ -856,7 +849,7 @@ def _solve_layer(
         kwargs = dict(sample_kwargs)
         if _anneals_as_given(sampler, kwargs):
             kwargs["beta_range"] = _default_beta_range(lin_all, rows_all, cols_all, quad_all)
-        sampleset = _sample(sampler, bqm, num_reads, batch_seed, kwargs)
+        sampleset = sample_with(sampler, bqm, num_reads=num_reads, seed=batch_seed, **kwargs)
         record = sampleset.record.sample
         if record.shape[0] == 0:
             raise InvalidInputError("The sampler returned no samples.")

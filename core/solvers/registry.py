@@ -74,22 +74,17 @@ def _whole(minimum: int) -> Callable[[Any], str | None]:
     return check
 
 
-def _positive(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value < math.inf:
-        return "must be a positive number"
-    return None
+def _number(within: Callable[[Any], bool], problem: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+        return None if number and within(value) else problem
+
+    return check
 
 
-def _non_negative(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value < math.inf:
-        return "must be a number of at least 0"
-    return None
-
-
-def _probability(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value <= 1:
-        return "must be a probability above 0 and at most 1"
-    return None
+_positive = _number(lambda v: 0 < v < math.inf, "must be a positive number")
+_non_negative = _number(lambda v: 0 <= v < math.inf, "must be a number of at least 0")
+_probability = _number(lambda v: 0 < v <= 1, "must be a probability above 0 and at most 1")
 
 
 def _one_of(*choices: str) -> Callable[[Any], str | None]:

@@ -2,6 +2,7 @@
 
 from core.store.analysis import (
     OPTIMUM_RTOL,
+    best_against_exact,
     default_comparison,
     for_display,
     gap_percent,
@@ -35,6 +36,7 @@ __all__ = [
     "RunStore",
     "RunSummary",
     "StoreError",
+    "best_against_exact",
     "default_db_path",
     "default_comparison",
     "default_db_url",

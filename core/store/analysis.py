@@ -212,6 +212,34 @@ def total_time_s(report: Mapping[str, Any]) -> float | None:
     return float(sum(values)) if values else None
 
 
+def best_value(report: Mapping[str, Any]) -> float | None:
+    """What the best read is compared with the exact optimum by: its decision's objective when it is feasible
+    and the report has one (the units the exact optimum is in), else its energy."""
+    objective = _get(report, "best", "objective") if _get(report, "best", "feasible") is True else None
+    return _finite_or_none(objective if objective is not None else _get(report, "best", "energy"))
+
+
+def best_against_exact(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The best read against the exact optimum, None without one: ``value`` (:func:`best_value`), ``gap``
+    (value - optimum), ``verdict`` ("optimum", "above", or "below": a feasible decision under the QUBO's
+    optimum, which the slack encoding's rounded-up costs allow) and ``energy_apart`` (its QUBO energy lies
+    above its decision's objective: a slack-encoded read's slack terms and their rounding)."""
+    exact = _finite_or_none(_get(report, "exact", "energy"))
+    value = best_value(report)
+    if exact is None or value is None:
+        return None
+    feasible = _get(report, "best", "feasible") is True
+    energy = _finite_or_none(_get(report, "best", "energy"))
+    if feasible and not reaches_optimum(exact, value):
+        verdict = "below"
+    elif feasible and reaches_optimum(value, exact):
+        verdict = "optimum"
+    else:
+        verdict = "above"
+    return {"value": value, "gap": value - exact, "verdict": verdict, "feasible": feasible,
+            "energy_apart": energy is not None and value != energy and not reaches_optimum(energy, value)}
+
+
 def _independent_reads(report: Mapping[str, Any]) -> bool:
     if _get(report, "qubo", "num_subproblems") is not None:
         return False
@@ -244,9 +272,7 @@ def report_quality(
     entry per subproblem), an exact solver (it lists every state) and the
     ga / rl baselines (states of one run).
     """
-    # the best decision's objective where the report has it (the exact optimum's units), else its energy
-    objective = _get(report, "best", "objective") if _get(report, "best", "feasible") is True else None
-    best = _finite_or_none(objective if objective is not None else _get(report, "best", "energy"))
+    best = best_value(report)
     exact = _finite_or_none(_get(report, "exact", "energy"))
     energies = report.get("energies") or []
     occurrences = report.get("num_occurrences")
