@@ -21,6 +21,7 @@ from core.errors import InvalidInputError
 from core.formulations.adaround import (
     channel_formulation,
     input_matrix,
+    layer_errors,
     layer_inputs,
     quantize_model_adaround,
     rtn_quantize_model,
@@ -232,6 +233,39 @@ class _Tiny(nn.Module):
 def _tiny_calib(n: int = 64) -> EvalData:
     g = torch.Generator().manual_seed(0)
     return EvalData("tiny", torch.randn(n, 1, 2, 3, generator=g), torch.randint(0, 2, (n,), generator=g), 2)
+
+
+class _Shared(nn.Module):
+    """One Linear layer used twice per forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.a = nn.Linear(6, 6)
+        self.b = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(torch.relu(self.a(x.flatten(1))))))
+
+
+def test_a_shared_layer_is_measured_on_every_call():
+    model, calib = _Shared(), _tiny_calib()
+    quantized = copy.deepcopy(model)
+    with torch.no_grad():
+        quantized.a.weight.add_(0.05 * torch.randn(6, 6, generator=torch.Generator().manual_seed(1)))
+    x = calib.images.flatten(1)
+    with torch.no_grad():
+        xq1, xf1 = x, x
+        xq2, xf2 = torch.relu(quantized.a(xq1)), torch.relu(model.a(xf1))
+        err = sum(((quantized.a(xq) - model.a(xq)) ** 2).sum() for xq in (xq1, xq2))
+        local = sum((model.a(xq) ** 2).sum() for xq in (xq1, xq2))
+        drift = sum(((quantized.a(xq) - model.a(xf)) ** 2).sum() for xq, xf in ((xq1, xf1), (xq2, xf2)))
+        ref = sum((model.a(xf) ** 2).sum() for xf in (xf1, xf2))
+    got = layer_errors(quantized, model, calib.images, ["a"], batch_size=16)["a"]
+    assert got["error"] == pytest.approx(float(err / local), rel=1e-5)
+    assert got["drift"] == pytest.approx(float(drift / ref), rel=1e-5)
+    # the Gram matrix of the rounding QUBO is built from the same calls
+    assert layer_inputs(model, "a", calib.images).shape == (2 * len(calib), 6)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3])

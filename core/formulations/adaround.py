@@ -326,7 +326,8 @@ def _collect_cross(
 
 def layer_inputs(model: nn.Module, name: str, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """The inputs layer ``name`` receives when ``model`` runs on ``images``
-    (concatenated over batches; first call per forward pass)."""
+    (concatenated over batches, and over every call of a layer used several
+    times per forward pass)."""
     _check_model(model)
     try:
         layer = model.get_submodule(name)
@@ -922,23 +923,24 @@ def layer_errors(
     ref_mods = {n: reference.get_submodule(n) for n in names}
     q_mods = {n: model.get_submodule(n) for n in names}
     sums = {n: np.zeros(4) for n in names}  # err, local_ref, drift, ref
-    ref_out: dict[str, torch.Tensor] = {}
+    # A layer called several times per forward pass (a shared layer) is measured on every call, the k-th
+    # call in ``model`` against the k-th in ``reference``, as its Gram matrix sums every call.
+    ref_out: dict[str, list[torch.Tensor]] = {}
+    calls: dict[str, int] = {}
 
     def ref_hook(n: str) -> Callable:
         def hook(_m: nn.Module, _i: tuple, out: torch.Tensor) -> None:
-            ref_out.setdefault(n, out.detach())
+            ref_out.setdefault(n, []).append(out.detach())
 
         return hook
 
-    done: set[str] = set()
-
     def q_hook(n: str) -> Callable:
         def hook(_m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-            if n in done:
-                return
-            done.add(n)
+            k = calls[n] = calls.get(n, 0) + 1
+            if k > len(ref_out.get(n, ())):
+                raise InvalidInputError(f"Layer {n!r} is called more often in the quantized model than in the float one.")
             local = ref_mods[n](inputs[0])
-            yf = ref_out[n]
+            yf = ref_out[n][k - 1]
             sums[n] += [
                 float(((out - local) ** 2).sum()),
                 float((local**2).sum()),
@@ -954,7 +956,7 @@ def layer_errors(
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size]
             ref_out.clear()
-            done.clear()
+            calls.clear()
             handles = [ref_mods[n].register_forward_hook(ref_hook(n)) for n in names]
             try:
                 reference(x)
