@@ -170,6 +170,35 @@ def test_residual_join_is_masked_and_chain_with_batchnorm_removed() -> None:
     assert out.model.bn.num_features == 4 and out.model.b.in_channels == 4
 
 
+def _double_batchnorm_chain() -> nn.Sequential:
+    """conv -> BN -> ReLU -> BN -> conv: a BatchNorm maps a zero channel to a constant."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.BatchNorm2d(6),
+                          nn.Conv2d(6, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    with torch.no_grad():
+        for bn in (model[1], model[3]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.bias.uniform_(-1, 1)
+    return model
+
+
+def test_every_batchnorm_on_the_path_is_pruned_alike_by_removal_masking_and_the_evaluator() -> None:
+    model = _double_batchnorm_chain()
+    plans = filter_plans(model)
+    assert plans["0"].removable and plans["0"].batchnorms == ("1", "3")
+    kept = {"0": [0, 2, 5]}
+    removed = apply_filter_decision(model, kept)
+    masked = apply_filter_decision(model, kept, mode="mask")
+    assert removed.removed == ["0"] and removed.model[3].num_features == 3
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    with torch.no_grad():
+        torch.testing.assert_close(removed.model(x), masked.model(x), rtol=1e-5, atol=1e-5)
+        assert (masked.model[:4](x)[:, [1, 3, 4]] == 0).all()
+        direct = float(nn.functional.cross_entropy(removed.model(x), y))
+    assert MaskedEvaluator(model, x, y, ["0"]).loss(kept) == pytest.approx(direct, rel=1e-5)
+
+
 class _Gates(nn.Module):
     """Filters followed by activations with f(0) != 0 or per-channel parameters."""
 
@@ -248,6 +277,16 @@ def test_taylor_matches_manual_gradient(cnn: nn.Module) -> None:
     assert np.allclose(stats.fisher, (ag**2).sum(0).numpy(), rtol=1e-5, atol=1e-12)
 
 
+def _taylor_at(model: nn.Module, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """First-order Taylor score of every channel of ``module``'s output, computed directly."""
+    acts = {}
+    handle = module.register_forward_hook(lambda _m, _i, o: acts.setdefault("a", o))
+    out = model(x)
+    handle.remove()
+    (g,) = torch.autograd.grad(nn.functional.cross_entropy(out, y, reduction="sum"), acts["a"])
+    return (acts["a"] * g).flatten(2).sum(2).detach().double().abs().mean(0).numpy()
+
+
 def test_taylor_is_taken_where_pruning_acts_after_batchnorm() -> None:
     """Pruning zeroes the BatchNorm's output channel, so that is where the scores are measured."""
     torch.manual_seed(0)
@@ -258,17 +297,12 @@ def test_taylor_is_taken_where_pruning_acts_after_batchnorm() -> None:
         model[1].bias.uniform_(-1, 1)
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))
     stats = filter_statistics(model, EvalData("toy", x, y, 3), ["0"])["0"]
-
-    def taylor_at(module: nn.Module) -> np.ndarray:
-        acts = {}
-        handle = module.register_forward_hook(lambda _m, _i, o: acts.setdefault("a", o))
-        out = model(x)
-        handle.remove()
-        (g,) = torch.autograd.grad(nn.functional.cross_entropy(out, y, reduction="sum"), acts["a"])
-        return (acts["a"] * g).flatten(2).sum(2).detach().double().abs().mean(0).numpy()
-
-    assert np.allclose(stats.taylor, taylor_at(model[1]), rtol=1e-5, atol=1e-9)
-    assert not np.allclose(stats.taylor, taylor_at(model[0]), rtol=1e-2)
+    assert np.allclose(stats.taylor, _taylor_at(model, model[1], x, y), rtol=1e-5, atol=1e-9)
+    assert not np.allclose(stats.taylor, _taylor_at(model, model[0], x, y), rtol=1e-2)
+    # with two BatchNorms on the path, pruning zeroes the channel after the last one
+    model = _double_batchnorm_chain()
+    stats = filter_statistics(model, EvalData("toy", x, y, 3), ["0"])["0"]
+    assert np.allclose(stats.taylor, _taylor_at(model, model[3], x, y), rtol=1e-5, atol=1e-9)
 
 
 def test_refinement_never_worse_on_calibration_loss(cnn: nn.Module, calib: EvalData) -> None:

@@ -10,8 +10,10 @@ Keeping filters ``kept`` of a Conv2d layer L means:
   the matching blocks of ``in_features / C`` features (channel-major, as
   ``flatten(1)`` lays them out). Parameter count and latency drop.
 * **masking** (when it does not): the pruned filters' weights and bias, and the
-  gamma and beta of a BatchNorm2d directly following, are set to zero, so the
-  channel is exactly zero from there on; the shapes stay.
+  gamma and beta of every BatchNorm2d on the way from L to where the channel
+  can no longer be followed, are set to zero, so the channel is exactly zero
+  up to that point (a BatchNorm maps a zero channel to a constant unless its
+  gamma and beta are zero too); the shapes stay.
 
 Which one applies is found by tracing the model with ``torch.fx``
 (:func:`filter_plans`): from L's output the graph is followed through
@@ -75,8 +77,8 @@ class FilterPlan:
 
     ``removable`` False means masking; ``reason`` then says why in plain
     words. ``batchnorms`` are the BatchNorm2d modules on the way to the
-    consumer (for masking: those directly following, whose gamma/beta are
-    zeroed). ``flattened`` means the consumer is a Linear reached through a
+    consumer (for masking: on the way to where the channel can no longer be
+    followed; their gamma/beta are zeroed). ``flattened`` means the consumer is a Linear reached through a
     flatten, whose input features are sliced per channel block.
     """
 
@@ -317,8 +319,7 @@ def apply_filter_decision(
         else:
             masked[name] = "masking was requested" if mode == "mask" else plan.reason
             pruned = [i for i in range(c) if i not in set(idx)]
-            direct_bns = plan.batchnorms[:1]
-            mask_info[name] = (pruned, direct_bns)
+            mask_info[name] = (pruned, plan.batchnorms)
     _zero_masks(new, mask_info)
     return PrunedModel(
         model=new,
@@ -344,7 +345,7 @@ class MaskedEvaluator:
         self.model = copy.deepcopy(model).eval()
         self.images, self.labels = images, labels
         plans = filter_plans(model)
-        self.bns = {n: plans[n].batchnorms[:1] for n in layers}
+        self.bns = {n: plans[n].batchnorms for n in layers}
         self._orig: dict[str, dict[str, torch.Tensor]] = {}
         for n in layers:
             for mod_name in (n, *self.bns[n]):

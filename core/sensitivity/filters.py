@@ -174,12 +174,12 @@ def filter_statistics(
         raise InvalidInputError(f"batch_size must be a whole number of at least 1, not {batch_size!r}.")
     names = conv_layer_names(model, layers)
     modules = {n: model.get_submodule(n) for n in names}
-    # Pruning a filter zeroes its BatchNorm's output channel too (removed or masked alike), so the
-    # activation whose loss change the scores estimate is the BatchNorm's output, not the conv's.
+    # Pruning a filter zeroes the channel after every BatchNorm on its path too (removed or masked
+    # alike), so the activation whose loss change the scores estimate is the last BatchNorm's output.
     from core.compress.filters import filter_plans
 
     plans = filter_plans(model)
-    watched = {n: model.get_submodule(plans[n].batchnorms[0]) if plans[n].batchnorms else modules[n] for n in names}
+    watched = {n: model.get_submodule(plans[n].batchnorms[-1]) if plans[n].batchnorms else modules[n] for n in names}
     per_sample: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     moments = {n: _ActivationMoments() for n in names}
     captured: dict[str, torch.Tensor] = {}
