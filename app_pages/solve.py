@@ -277,6 +277,11 @@ with results:
         else:
             st.caption((f"{subject} is the exact optimum." if at_optimum
                         else f"{subject} is {gap:.3g} above the exact optimum.") + aside)
+        if verdict["optimum_in_bits"] is not None:
+            st.caption(f"Counted in exact bits rather than the slack's rounded-up units, the best decision under "
+                       f"the budget has objective {verdict['optimum_in_bits']:.6g} (MILP), "
+                       f"{exact['energy'] - verdict['optimum_in_bits']:.3g} below this QUBO's optimum: that is what "
+                       "the slack encoding's rounding costs, whatever the sampler.")
     else:
         c[1].metric("Exact optimum", "not computed")
     if report["sampler"] == "exact":  # it lists every state, so the share says nothing about a sampler

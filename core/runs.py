@@ -207,7 +207,12 @@ def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
         from core.formulations.exact import exact_reference as mp_exact
 
         ref = mp_exact(formulation)
-        return None if ref is None else {"energy": float(ref["energy"]), "method": ref["method"]}
+        if ref is None:
+            return None
+        out = {"energy": float(ref["energy"]), "method": ref["method"]}
+        if "in_bits" in ref:  # a slack-encoded budget: the optimum with the budget in exact bits
+            out["objective_in_bits"] = None if ref["in_bits"] is None else float(ref["in_bits"]["objective"])
+        return out
     return None
 
 

@@ -154,6 +154,29 @@ def test_both_budget_encodings_meet_the_budget(pairwise, ratio):
     assert exact_reference(slack)["energy"] == pytest.approx(best, abs=1e-9)
 
 
+def test_slack_reference_in_exact_bits_is_the_optimum_the_rounded_costs_can_miss():
+    """The slack constraint rounds costs up, so its optimum can exclude decisions that fit the budget in bits;
+    the reference in exact bits is the optimum over all of those."""
+    gaps = []
+    for seed in range(8):
+        problem = random_problem(3, "prune,2,8,keep", pairwise=seed % 2 == 1, seed=seed)
+        budget = 0.3 * problem.uncompressed_bits
+        f = formulate_mixed_precision(problem, lambda_bits=0.0, budget_bits=budget, budget_encoding="slack",
+                                      slack_resolution=6)
+        ref = exact_reference(f)
+        in_bits = ref["in_bits"]
+        sizes = {c: problem.fixed_bits + sum(problem.cost_bits[u][k] for u, k in enumerate(c))
+                 for c in _feasible_states(problem)}
+        best = min(_objective(problem, c, 0.0, 0.0) for c, size in sizes.items() if size <= int(budget))
+        assert in_bits["objective"] == pytest.approx(best, abs=1e-9)
+        assert in_bits["decision"].feasible and in_bits["decision"].details["size_bits"] <= budget
+        assert in_bits["objective"] <= ref["energy"] + 1e-9
+        gaps.append(ref["energy"] - in_bits["objective"])
+    assert max(gaps) > 1e-6  # at this coarse resolution the rounding does exclude a better decision
+    capacity = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)
+    assert "in_bits" not in exact_reference(capacity)
+
+
 def test_capacity_search_is_monotone_and_tight():
     problem = random_problem(8, pairwise=True, seed=11)
     sizes = []

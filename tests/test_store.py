@@ -560,7 +560,13 @@ def test_the_best_read_is_judged_against_the_exact_optimum_by_its_decision() -> 
 
     best = {"energy": -2.9999, "objective": -3.0, "feasible": True}
     assert best_against_exact(make_report(best=best)) == {
-        "value": -3.0, "gap": 0.0, "verdict": "optimum", "feasible": True, "energy_apart": True}
+        "value": -3.0, "gap": 0.0, "verdict": "optimum", "feasible": True, "energy_apart": True,
+        "optimum_in_bits": None}
+    with_bits = make_report(best=best)
+    with_bits["exact"]["objective_in_bits"] = -3.2  # a slack budget counted in exact bits admits a better decision
+    assert best_against_exact(with_bits)["optimum_in_bits"] == -3.2
+    with_bits["exact"]["objective_in_bits"] = -3.0  # the same optimum: nothing lost to rounding, nothing said
+    assert best_against_exact(with_bits)["optimum_in_bits"] is None
     assert best_against_exact(make_report(best={**best, "objective": -2.0}))["verdict"] == "above"
     assert best_against_exact(make_report(best={**best, "objective": -3.5}))["verdict"] == "below"
     infeasible = best_against_exact(make_report(best={"energy": -4.0, "objective": None, "feasible": False}))

@@ -237,6 +237,18 @@ def solve_bruteforce(bqm: dimod.BinaryQuadraticModel) -> tuple[float, dict[Hasha
     return float(best.energy), dict(best.sample)
 
 
+def _solve_onehot(model: OneHotModel) -> ExactResult | None:
+    """Chain DP when pairwise terms are on and it applies, else MILP."""
+    if model.quadratic:
+        try:
+            result = solve_chain_dp(model)
+        except ValueError:
+            result = None
+        if result is not None:
+            return result
+    return solve_milp(model)
+
+
 def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
     """Exact ground-state energy of ``formulation.bqm`` and its decoded decision.
 
@@ -245,25 +257,31 @@ def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
     DP does not apply); ``dimod.ExactSolver`` for any BQM of at most 20
     variables (e.g. the paper encoding on tiny models). Returns
     ``{"energy", "method", "decision", "sample"}`` or None when none applies.
+    With a slack-encoded budget (costs rounded up to the slack's unit) it adds
+    ``"in_bits"``: ``{"objective", "method", "decision"}`` of the same problem
+    with the budget counted in exact bits (None if that could not be solved),
+    whose objective is at most the QUBO's optimum.
     """
     model: OneHotModel | None = formulation.params.get("onehot_model")
     if model is not None:
-        result: ExactResult | None = None
-        if model.quadratic:
-            try:
-                result = solve_chain_dp(model)
-            except ValueError:
-                result = None
-        if result is None:
-            result = solve_milp(model)
+        result = _solve_onehot(model)
         if result is not None:
             sample = model.sample(result.choice)
-            return {
+            reference = {
                 "energy": result.energy,
                 "method": result.method,
                 "decision": formulation.decode(sample),
                 "sample": sample,
             }
+            in_bits: OneHotModel | None = formulation.params.get("onehot_model_in_bits")
+            if in_bits is not None:
+                found = _solve_onehot(in_bits)
+                reference["in_bits"] = None if found is None else {
+                    "objective": found.energy,
+                    "method": found.method,
+                    "decision": formulation.decode(in_bits.sample(found.choice)),
+                }
+            return reference
     found = solve_bruteforce(formulation.bqm)
     if found is None:
         return None

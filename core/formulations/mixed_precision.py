@@ -42,7 +42,11 @@ parameters outside them; or ``budget_ratio`` of the uncompressed size):
   cost is about ``slack_resolution`` units (rounding is conservative: meeting
   B' implies meeting the budget in bits). lambda_c exceeds the objective's
   range over one-hot states, so no budget-violating state can beat the best
-  feasible one. Dense: every pair of variables interacts.
+  feasible one. Dense: every pair of variables interacts. Because of the
+  rounding, a decision can fit the budget in bits yet not in units; the
+  parameter ``onehot_model_in_bits`` is the same problem with the budget in
+  exact bits, whose optimum (see :func:`core.formulations.exact.exact_reference`)
+  shows what the rounding costs.
 """
 
 from __future__ import annotations
@@ -520,6 +524,8 @@ def formulate_mixed_precision(
         "constraint_strength": slack["strength"] if slack else None,
         "slack_quantum_bits": slack["quantum_bits"] if slack else None,
         "onehot_model": model,
+        "onehot_model_in_bits": OneHotModel(groups, linear, quad, cost=unit_cost, budget=budget - problem.fixed_bits)
+        if slack else None,
         "problem": problem,
         "seed": seed,
     }
