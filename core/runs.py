@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,27 +129,35 @@ def solve_formulation(formulation: Formulation, sampler: str = "sa", *, num_read
     return SolveResult(sampleset, info.name, num_reads, seed, {**dict(config or {}), **shown})
 
 
-def best_decision(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple[dict, Decision]:
+def decode_reads(formulation: Formulation, sampleset: dimod.SampleSet) -> list[Decision]:
+    """The decoded decision of every distinct read, in record order (decoded once, shared by
+    :func:`best_decision`, :func:`read_outcomes` and :func:`build_report`)."""
+    return [formulation.decode(sample) for sample in sampleset.samples(sorted_by=None)]
+
+
+def best_decision(formulation: Formulation, sampleset: dimod.SampleSet,
+                  decisions: Sequence[Decision] | None = None) -> tuple[dict, Decision]:
     """The best *feasible* read (lowest decision objective, else lowest energy) and its decoded decision.
 
     A penalty QUBO's lowest-energy read can break a constraint (over budget,
     not one-hot) when the sampler misses the optimum; applying it would hand the
     user a model that breaks their budget. So the best feasible read wins, and
     only when no read is feasible does the lowest-energy one come back (its
-    Decision says feasible=False and lists the violations).
+    Decision says feasible=False and lists the violations). ``decisions`` are
+    :func:`decode_reads`' (computed when not given).
     """
-    feasible = []
-    for sample in sampleset.samples():  # sorted by energy, lowest first
-        decision = formulation.decode(sample)
-        if decision.feasible:
-            feasible.append((sample, decision))
+    if decisions is None:
+        decisions = decode_reads(formulation, sampleset)
+    samples = list(sampleset.samples(sorted_by=None))
+    by_energy = np.argsort(np.asarray(sampleset.record.energy, dtype=float), kind="stable")
+    feasible = [i for i in by_energy if decisions[i].feasible]
     if feasible:
         # by the decision's objective where the decoder gives one: with slack bits off their best, a read
         # of the optimal decision can lie above one of a worse decision (min keeps energy order on ties)
-        sample, decision = min(feasible, key=lambda sd: _objective(sd[1]) or 0.0)
-        return dict(sample), decision
-    first = sampleset.first
-    return dict(first.sample), formulation.decode(first.sample)
+        i = min(feasible, key=lambda j: _objective(decisions[j]) or 0.0)
+    else:
+        i = by_energy[0]
+    return dict(samples[i]), decisions[i]
 
 
 def _objective(decision: Decision) -> float | None:
@@ -231,13 +239,16 @@ def feasible_reads(formulation: Formulation, sampleset: dimod.SampleSet) -> list
     return read_outcomes(formulation, sampleset)[0]
 
 
-def read_outcomes(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple[list[bool], list[float] | None]:
+def read_outcomes(formulation: Formulation, sampleset: dimod.SampleSet,
+                  decisions: Sequence[Decision] | None = None) -> tuple[list[bool], list[float] | None]:
     """Per read, in the order of :func:`energies_of`: whether it decodes to a feasible decision, and that
     decision's objective (None where infeasible; no list when the decoder reports no objective).
+    ``decisions`` are :func:`decode_reads`' (computed when not given).
 
     The objective is what the exact optimum is measured in; a read's BQM energy can differ from it by
     rounding (the slack encoding's penalty terms cancel around 1e6) or by non-optimal slack bits."""
-    decisions = [formulation.decode(sample) for sample in sampleset.samples(sorted_by=None)]
+    if decisions is None:
+        decisions = decode_reads(formulation, sampleset)
     counts = np.asarray(sampleset.record.num_occurrences, dtype=int)
     flags = np.repeat(np.asarray([bool(d.feasible) for d in decisions], dtype=bool), counts).tolist()
     values = [_objective(d) for d in decisions]
@@ -249,11 +260,15 @@ def read_outcomes(formulation: Formulation, sampleset: dimod.SampleSet) -> tuple
 
 def build_report(*, model: str, formulation: Formulation, solved: SolveResult, sample: dict,
                  decision: Decision, exact: dict | None, metrics: Mapping[str, Any],
-                 timing: Mapping[str, float], data: str = "") -> dict[str, Any]:
+                 timing: Mapping[str, float], data: str = "",
+                 decisions: Sequence[Decision] | None = None) -> dict[str, Any]:
     ss = solved.sampleset
     info = ss.info
     tables = formulation.tables
-    flags, objectives = read_outcomes(formulation, ss)
+    if decisions is None:
+        decisions = decode_reads(formulation, ss)
+    flags, objectives = read_outcomes(formulation, ss, decisions)
+    lowest = int(np.argmin(np.asarray(ss.record.energy, dtype=float)))
     report: dict[str, Any] = {
         "model": model,
         "data": data,
@@ -271,8 +286,7 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
         "feasible_reads": flags,
         "read_objectives": objectives,
         "feasible_fraction": sum(flags) / len(flags) if flags else 0.0,
-        "lowest_energy_read": {"energy": float(ss.first.energy),
-                               "feasible": bool(formulation.decode(ss.first.sample).feasible)},
+        "lowest_energy_read": {"energy": float(ss.first.energy), "feasible": bool(decisions[lowest].feasible)},
         "best": {
             "energy": float(formulation.bqm.energy(sample)),
             "feasible": bool(decision.feasible),
@@ -318,7 +332,8 @@ def complete_run(ws: Workspace, formulation: Formulation, *, sampler: str = "sa"
     stage(f"Sampling with {sampler} ({num_reads} reads)")
     solved = solve_formulation(formulation, sampler, num_reads=num_reads, seed=seed, config=sampler_config,
                                **dict(sampler_params or {}))
-    sample, decision = best_decision(formulation, solved.sampleset)
+    decisions = decode_reads(formulation, solved.sampleset)
+    sample, decision = best_decision(formulation, solved.sampleset, decisions)
     stage("Computing the exact reference")
     exact = exact_reference(formulation) if compute_exact else None
     stage("Compressing and evaluating the model")
@@ -330,7 +345,8 @@ def complete_run(ws: Workspace, formulation: Formulation, *, sampler: str = "sa"
     timing = {"build_s": build_s, "embed_s": solved.timing.get("embed_s", 0.0),
               "sample_s": solved.timing.get("sample_s", 0.0), "evaluate_s": evaluate_s}
     return build_report(model=ws.model_name, formulation=formulation, solved=solved, sample=sample,
-                        decision=decision, exact=exact, metrics=metrics, timing=timing, data=ws.data.name)
+                        decision=decision, exact=exact, metrics=metrics, timing=timing, data=ws.data.name,
+                        decisions=decisions)
 
 
 def run(ws: Workspace, *, method: str = "mixed-precision", sampler: str = "sa", num_reads: int = 100,

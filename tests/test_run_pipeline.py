@@ -81,6 +81,32 @@ def test_run_api_is_seeded_and_leaves_the_workspace_model_alone(digits_cnn_works
     assert first["metrics"]["accuracy_before"] == again["metrics"]["accuracy_before"]
 
 
+def test_a_run_decodes_each_distinct_read_once(digits_cnn_workspace, monkeypatch):
+    import dataclasses
+
+    import core.runs
+    from core.runs import complete_run, formulate
+
+    formulation = formulate(digits_cnn_workspace)
+    decoded, records = [], []
+    solve = core.runs.solve_formulation
+
+    def recording_solve(*args, **kwargs):
+        solved = solve(*args, **kwargs)
+        records.append(len(solved.sampleset))
+        return solved
+
+    def counting(sample):
+        decoded.append(1)
+        return formulation.decoder(sample)
+
+    monkeypatch.setattr(core.runs, "solve_formulation", recording_solve)
+    report = complete_run(digits_cnn_workspace, dataclasses.replace(formulation, decoder=counting), num_reads=20,
+                          compute_exact=False, latency_repeats=2)
+    assert len(report["feasible_reads"]) == 20
+    assert len(decoded) == records[0]  # each distinct read once (it was twice, plus the lowest again)
+
+
 def test_best_decision_prefers_a_feasible_read_over_a_lower_infeasible_one():
     import dimod
 
