@@ -22,6 +22,7 @@ One-hot groups
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -43,6 +44,7 @@ __all__ = [
     "infer_onehot_groups",
     "resolve_groups",
     "resolve_seed",
+    "validate_beta_range",
     "validate_choice",
     "validate_positive_float",
     "validate_positive_int",
@@ -87,54 +89,84 @@ def resolve_seed(seed: Any) -> int:
     return draw_seed() if seed is None else seed
 
 
+# Each check below returns what is wrong with a value in plain words ("must be ..."), or None when it is
+# fine; the registry shows them per parameter, and the validate_* functions raise them with the name.
+Check = Callable[[Any], "str | None"]
+
+
+def whole_number(minimum: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            return f"must be a whole number of at least {minimum}"
+        return None
+
+    return check
+
+
+def number(within: Callable[[Any], bool], problem: str) -> Check:
+    def check(value: Any) -> str | None:
+        is_number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+        return None if is_number and within(value) else problem
+
+    return check
+
+
+positive = number(lambda v: 0 < v < math.inf, "must be a positive number")
+non_negative = number(lambda v: 0 <= v < math.inf, "must be a number of at least 0")
+probability = number(lambda v: 0 < v <= 1, "must be a probability above 0 and at most 1")
+fraction = number(lambda v: 0 <= v <= 1, "must be a number between 0 and 1")
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else "must be one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def beta_range(value: Any) -> str | None:
+    if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2
+            or any(positive(b) for b in value) or value[0] > value[1]):
+        return "must be two positive numbers, hot then cold, e.g. [0.1, 10]"
+    return None
+
+
+def _validated(value: Any, name: str, check: Check) -> Any:
+    problem = check(value)
+    if problem is not None:
+        raise InvalidInputError(f"{name} {problem}, got {value!r}.")
+    return value
+
+
 def validate_positive_int(value: Any, name: str, *, maximum: int | None = None) -> int:
     """Return ``value`` as an int >= 1 (and <= ``maximum``), else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(
-            f"{name} must be a positive whole number, got {value!r}."
-        )
+    value = int(_validated(value, name, whole_number(1)))
     if maximum is not None and value > maximum:
         raise InvalidInputError(f"{name} must be at most {maximum}, got {value}.")
-    return int(value)
-
-
-def _validate_float(value: Any, valid: Callable[[float], bool], message: str) -> float:
-    """Return ``value`` as a float if ``valid`` accepts it, else raise ``message``."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(message) from None
-    if not valid(out):
-        raise InvalidInputError(message)
-    return out
+    return value
 
 
 def validate_positive_float(value: Any, name: str) -> float:
     """Return ``value`` as a finite float > 0, else raise."""
-    return _validate_float(
-        value,
-        lambda x: not isinstance(value, bool) and bool(np.isfinite(x)) and x > 0,
-        f"{name} must be a positive number, got {value!r}.",
-    )
+    return float(_validated(value, name, positive))
 
 
 def validate_probability(value: Any, name: str) -> float:
     """Return ``value`` as a float in [0, 1], else raise."""
-    return _validate_float(
-        value,
-        lambda x: 0.0 <= x <= 1.0,
-        f"{name} must be a number between 0 and 1, got {value!r}.",
-    )
+    return float(_validated(value, name, fraction))
 
 
 def validate_choice(value: Any, name: str, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise."""
-    options = list(choices)
-    if value not in options:
-        raise InvalidInputError(
-            f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}."
-        )
-    return str(value)
+    return str(_validated(value, name, one_of(*choices)))
+
+
+def validate_beta_range(value: Any) -> tuple[float, float] | None:
+    """Return ``value`` as (hot, cold) inverse temperatures, None for None, else raise."""
+    if value is None:
+        return None
+    lo, hi = _validated(value, "beta_range", beta_range)
+    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------- samplers

@@ -37,7 +37,7 @@ from dwave.system.testing import MockDWaveSampler
 
 from core.embedding.topologies import TOPOLOGIES, Topology, get_topology
 from core.errors import InvalidInputError, UnavailableError
-from core.solvers.base import validate_positive_float, validate_positive_int
+from core.solvers.base import validate_beta_range, validate_positive_float, validate_positive_int
 
 __all__ = [
     "TOKEN_ENV_VAR",
@@ -98,7 +98,7 @@ class SimulatedQPUSampler(MockDWaveSampler):
         self.topology: Topology = get_topology(topology)
         spec = TOPOLOGIES[self.topology.name]
         self.num_sweeps = validate_positive_int(num_sweeps, "num_sweeps")
-        self.beta_range = _validate_beta_range(beta_range)
+        self.beta_range = validate_beta_range(beta_range)
         graph = self.topology.graph
         super().__init__(
             nodelist=sorted(graph.nodes),
@@ -126,7 +126,7 @@ class SimulatedQPUSampler(MockDWaveSampler):
         """
         kwargs.setdefault("num_sweeps", self.num_sweeps)
         if kwargs.get("beta_range", self.beta_range) is not None:
-            kwargs["beta_range"] = _validate_beta_range(
+            kwargs["beta_range"] = validate_beta_range(
                 kwargs.get("beta_range", self.beta_range)
             )
         else:
@@ -151,22 +151,6 @@ def qpu_topology(sampler: Any) -> Topology | None:
         children = getattr(sampler, "children", None)
         sampler = children[0] if children else None
     return None
-
-
-def _validate_beta_range(beta_range: Any) -> tuple[float, float] | None:
-    if beta_range is None:
-        return None
-    try:
-        lo, hi = (float(b) for b in beta_range)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"beta_range must be two positive numbers, got {beta_range!r}."
-        ) from None
-    if not 0 < lo <= hi:
-        raise InvalidInputError(
-            f"beta_range must be two positive increasing numbers, got {beta_range!r}."
-        )
-    return lo, hi
 
 
 # --------------------------------------------------------------------------- tokens

@@ -20,21 +20,25 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dimod
-import numpy as np
 
 from core.errors import InvalidInputError, UnavailableError
 from core.solvers.base import (
     ProgressCallback,
     TimingComposite,
+    beta_range,
     draw_seed,
+    non_negative,
+    one_of,
+    positive,
+    probability,
     validate_positive_int,
     validate_seed,
+    whole_number,
 )
 
 __all__ = [
@@ -65,45 +69,9 @@ class ParameterInfo:
     check: Callable[[Any], str | None] | None = field(default=None, compare=False, repr=False)
 
 
-def _whole(minimum: int) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            return f"must be a whole number of at least {minimum}"
-        return None
-
-    return check
-
-
-def _number(within: Callable[[Any], bool], problem: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-        return None if number and within(value) else problem
-
-    return check
-
-
-_positive = _number(lambda v: 0 < v < math.inf, "must be a positive number")
-_non_negative = _number(lambda v: 0 <= v < math.inf, "must be a number of at least 0")
-_probability = _number(lambda v: 0 < v <= 1, "must be a probability above 0 and at most 1")
-
-
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if value in choices else "must be one of " + ", ".join(repr(c) for c in choices)
-
-    return check
-
-
-def _beta_range(value: Any) -> str | None:
-    if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2
-            or any(_positive(b) for b in value) or value[0] > value[1]):
-        return "must be two positive numbers, hot then cold, e.g. [0.1, 10]"
-    return None
-
-
 def _chain_strength(value: Any) -> str | None:
     # a number, or a function of the problem and the embedding (dwave.embedding.chain_strength style)
-    return None if callable(value) else _positive(value)
+    return None if callable(value) else positive(value)
 
 
 @dataclass(frozen=True)
@@ -166,19 +134,19 @@ _QPU_SAMPLE_PARAMS = (
         "Coupling that binds each chain; default: uniform torque compensation.",
         _chain_strength,
     ),
-    P("chain_strength_prefactor", 1.414, "Prefactor of uniform torque compensation.", _positive),
+    P("chain_strength_prefactor", 1.414, "Prefactor of uniform torque compensation.", positive),
     P(
         "embedding_method",
         "auto",
         "'auto' (clique if dense, else heuristic), 'clique' or 'heuristic'.",
-        _one_of("auto", "clique", "heuristic"),
+        one_of("auto", "clique", "heuristic"),
     ),
-    P("embedding_timeout", 60.0, "Seconds allowed for the heuristic embedding search.", _positive),
+    P("embedding_timeout", 60.0, "Seconds allowed for the heuristic embedding search.", positive),
     P(
         "chain_break_method",
         "majority_vote",
         "How broken chains are resolved: majority_vote, discard, weighted_random.",
-        _one_of("majority_vote", "discard", "weighted_random"),
+        one_of("majority_vote", "discard", "weighted_random"),
     ),
 )
 _QPU_CONFIG = (
@@ -221,23 +189,23 @@ _SQA_OPTIONS = (
         None,
         "Inverse temperature (problem scaled to a largest Ising bias of 1); default: cold enough "
         "to resolve the smallest bias (3 / smallest |bias|, between 10 and 1e5).",
-        _positive,
+        positive,
     ),
-    P("gamma", 1.0, "Initial transverse field.", _positive),
-    P("num_sweeps", 1000, "Monte Carlo sweeps per read.", _whole(1)),
-    P("trotter", 8, "Trotter slices (at least 2).", _whole(2)),
+    P("gamma", 1.0, "Initial transverse field.", positive),
+    P("num_sweeps", 1000, "Monte Carlo sweeps per read.", whole_number(1)),
+    P("trotter", 8, "Trotter slices (at least 2).", whole_number(2)),
 )
 _GA_OPTIONS = (
-    P("pop_size", 100, "Population size.", _whole(2)),
-    P("num_generations", 200, "Generations.", _whole(1)),
-    P("crossover", "two-point", "'two-point' or 'uniform'.", _one_of("two-point", "uniform")),
-    P("mutation_rate", None, "Per-bit flip probability (default 1/n).", _probability),
+    P("pop_size", 100, "Population size.", whole_number(2)),
+    P("num_generations", 200, "Generations.", whole_number(1)),
+    P("crossover", "two-point", "'two-point' or 'uniform'.", one_of("two-point", "uniform")),
+    P("mutation_rate", None, "Per-bit flip probability (default 1/n).", probability),
 )
 _RL_OPTIONS = (
-    P("batch_size", 64, "States drawn per policy update.", _whole(1)),
-    P("num_iterations", 300, "Policy updates.", _whole(1)),
-    P("learning_rate", 0.1, "Adam step size.", _positive),
-    P("entropy_coef", 0.01, "Entropy bonus weight (exploration).", _non_negative),
+    P("batch_size", 64, "States drawn per policy update.", whole_number(1)),
+    P("num_iterations", 300, "Policy updates.", whole_number(1)),
+    P("learning_rate", 0.1, "Adam step size.", positive),
+    P("entropy_coef", 0.01, "Entropy bonus weight (exploration).", non_negative),
 )
 
 
@@ -350,7 +318,7 @@ def _mock_qpu_spec(topology: str, label: str, aliases: tuple[str, ...] = ()) -> 
         _mock_qpu(topology),
         (
             *_QPU_SAMPLE_PARAMS,
-            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem.", _whole(1)),
+            P("num_sweeps", 1000, "Annealing sweeps per read on the physical problem.", whole_number(1)),
         ),
         (P("num_sweeps", 1000, "Default annealing sweeps per read."), *_QPU_CONFIG),
         aliases=aliases,
@@ -388,16 +356,16 @@ _SPECS: tuple[_Spec, ...] = (
                 "num_sweeps",
                 1000,
                 "Sweeps per read (longer anneals find lower energies).",
-                _whole(1),
+                whole_number(1),
             ),
             P(
                 "beta_range",
                 None,
                 "(hot, cold) inverse temperatures; default: set from the biases.",
-                _beta_range,
+                beta_range,
             ),
             P("beta_schedule_type", "geometric", "'linear', 'geometric' or 'custom' (with beta_schedule).",
-              _one_of("linear", "geometric", "custom")),
+              one_of("linear", "geometric", "custom")),
         ),
         aliases=("neal", "simulated-annealing"),
         requires=("dwave.samplers",),
@@ -411,9 +379,9 @@ _SPECS: tuple[_Spec, ...] = (
         (
             _NUM_READS,
             _SEED,
-            P("timeout", 100, "Milliseconds per read.", _positive),
-            P("tenure", None, "Tabu tenure; default: min(20, n/4).", _whole(0)),
-            P("num_restarts", 1_000_000, "Restarts per read.", _whole(1)),
+            P("timeout", 100, "Milliseconds per read.", positive),
+            P("tenure", None, "Tabu tenure; default: min(20, n/4).", whole_number(0)),
+            P("num_restarts", 1_000_000, "Restarts per read.", whole_number(1)),
         ),
         requires=("dwave.samplers",),
     ),
@@ -452,7 +420,7 @@ _SPECS: tuple[_Spec, ...] = (
                 "annealing_time",
                 None,
                 "Anneal duration in microseconds (QPU default 20).",
-                _positive,
+                positive,
             ),
         ),
         (*_CLOUD_CONFIG, *_QPU_CONFIG),
@@ -471,7 +439,7 @@ _SPECS: tuple[_Spec, ...] = (
                 "time_limit",
                 None,
                 "Run time in seconds (at least the solver's minimum for the problem size).",
-                _positive,
+                positive,
             ),
         ),
         _CLOUD_CONFIG,
