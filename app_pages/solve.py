@@ -138,6 +138,23 @@ with settings:
               help="Stops the current run; earlier results stay.")
 
 
+_ENCODING_GIVES_AWAY = {
+    "capacity": "the capacity encoding solves the QUBO at a raised λ bits (a Lagrangian relaxation of the budget), "
+                "which can leave part of the budget unused",
+    "slack": "the slack encoding rounds each option's cost up to its unit, which can exclude decisions that fit in "
+             "bits",
+}
+
+
+def _budget_caption(budget, encoding):
+    problem = "On the budget problem itself (the objective at the λ you set, the size counted in exact bits)"
+    if budget["reaches"]:
+        return f"{problem}, this decision is the optimum."
+    why = _ENCODING_GIVES_AWAY.get(encoding, "the budget encoding only approximates that problem")
+    return (f"{problem}, the best decision (exact) scores {budget['optimum']:.6g} and this one {budget['value']:.6g}, "
+            f"{budget['gap']:.3g} above: {why}.")
+
+
 @contextlib.contextmanager
 def _failed(status):
     """Mark the status box as failed when the run raises (the error itself is shown by guarded)."""
@@ -277,11 +294,9 @@ with results:
         else:
             st.caption((f"{subject} is the exact optimum." if at_optimum
                         else f"{subject} is {gap:.3g} above the exact optimum.") + aside)
-        if verdict["optimum_in_bits"] is not None:
-            st.caption(f"Counted in exact bits rather than the slack's rounded-up units, the best decision under "
-                       f"the budget has objective {verdict['optimum_in_bits']:.6g} (MILP), "
-                       f"{exact['energy'] - verdict['optimum_in_bits']:.3g} below this QUBO's optimum: that is what "
-                       "the slack encoding's rounding costs, whatever the sampler.")
+        budget = verdict["budget"]
+        if budget is not None:
+            st.caption(_budget_caption(budget, report.get("params", {}).get("budget_encoding")))
     else:
         c[1].metric("Exact optimum", "not computed")
     if report["sampler"] == "exact":  # it lists every state, so the share says nothing about a sampler

@@ -218,7 +218,7 @@ def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
         if ref is None:
             return None
         out = {"energy": float(ref["energy"]), "method": ref["method"]}
-        if "in_bits" in ref:  # a slack-encoded budget: the optimum with the budget in exact bits
+        if "in_bits" in ref:  # with a budget: the budget problem's optimum (budget in exact bits)
             out["objective_in_bits"] = None if ref["in_bits"] is None else float(ref["in_bits"]["objective"])
         return out
     return None
@@ -291,6 +291,7 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
             "energy": float(formulation.bqm.energy(sample)),
             "feasible": bool(decision.feasible),
             "objective": decision.details.get("objective"),
+            "objective_in_bits": decision.details.get("objective_in_bits"),
             "violations": list(decision.violations),
             "decision": decision.choices,
             "sample": sample,

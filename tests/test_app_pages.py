@@ -205,12 +205,18 @@ def test_solve_runs_sa_saves_and_compare_shows_two_runs(app):
     assert any(c.value.startswith("The best read's decision is ") and " below the exact optimum of this QUBO" in c.value
                for c in app.caption)
     first["best"]["objective"] = first["exact"]["energy"]
-    first["exact"]["objective_in_bits"] = first["exact"]["energy"] - 0.01  # a slack budget's rounding cost
+    first["exact"]["objective_in_bits"] = 1.0  # with a budget: judged on the budget problem too
+    first["best"]["objective_in_bits"] = 1.25
+    first["params"]["budget_encoding"] = "capacity"
     app.run()
     ok(app)
-    assert any(c.value.startswith("Counted in exact bits rather than the slack's rounded-up units") and "0.01 below"
-               in c.value for c in app.caption)
-    del first["exact"]["objective_in_bits"]
+    assert any(c.value.startswith("On the budget problem itself") and "scores 1 and this one 1.25, 0.25 above: the "
+               "capacity encoding solves the QUBO at a raised λ bits" in c.value for c in app.caption)
+    first["best"]["objective_in_bits"] = 1.0
+    app.run()
+    assert any(c.value.startswith("On the budget problem itself") and c.value.endswith("this decision is the optimum.")
+               for c in app.caption)
+    del first["exact"]["objective_in_bits"], first["best"]["objective_in_bits"], first["params"]["budget_encoding"]
     decision = app.dataframe[0].value  # what each unit stores under its choice adds up to the model's size
     fixed = first["metrics"]["size_bits_before"] - 32 * sum(u["params"] for u in first["units"])
     assert int(decision["size (bits)"].sum()) + fixed == first["metrics"]["size_bits_after"]

@@ -207,5 +207,6 @@ def test_slack_reads_at_the_optimum_count_by_their_decision_not_their_rounded_en
     assert quality["p_optimum"] == pytest.approx(hits / 100)  # ...and they count
     assert abs(quality["gap_pct"]) < 1e-6  # the best decision is the optimum (its BQM energy is 0.01% off)
     assert report["best"]["objective"] == pytest.approx(opt, rel=1e-6)
-    # the optimum with the budget in exact bits is at most the QUBO's (the slack rounds costs up)
+    # the budget problem's optimum (budget in exact bits) is at most the QUBO's (the slack rounds costs up)
     assert report["exact"]["objective_in_bits"] <= opt + 1e-9
+    assert report["best"]["objective_in_bits"] >= report["exact"]["objective_in_bits"] - 1e-9

@@ -170,11 +170,26 @@ def test_slack_reference_in_exact_bits_is_the_optimum_the_rounded_costs_can_miss
         best = min(_objective(problem, c, 0.0, 0.0) for c, size in sizes.items() if size <= int(budget))
         assert in_bits["objective"] == pytest.approx(best, abs=1e-9)
         assert in_bits["decision"].feasible and in_bits["decision"].details["size_bits"] <= budget
-        assert in_bits["objective"] <= ref["energy"] + 1e-9
+        assert in_bits["objective"] <= ref["energy"] + 1e-9  # same lambdas: only the rounding differs
+        assert ref["decision"].details["objective_in_bits"] == pytest.approx(ref["energy"], abs=1e-9)
         gaps.append(ref["energy"] - in_bits["objective"])
     assert max(gaps) > 1e-6  # at this coarse resolution the rounding does exclude a better decision
-    capacity = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)
-    assert "in_bits" not in exact_reference(capacity)
+    assert "in_bits" not in exact_reference(formulate_mixed_precision(problem, lambda_bits=0.5))  # no budget
+
+
+def test_the_capacity_search_is_judged_on_the_budget_problem_at_the_lambda_given():
+    """The capacity encoding's QUBO is at a raised lambda_bits; the budget problem keeps the lambda given."""
+    for seed in range(4):
+        problem = random_problem(4, "prune,2,4,8,keep", pairwise=seed % 2 == 1, seed=seed)
+        budget = int(0.3 * problem.uncompressed_bits)
+        f = formulate_mixed_precision(problem, lambda_bits=0.0, budget_bits=budget)
+        assert f.params["lambda_bits"] > 0  # the search raised it
+        ref = exact_reference(f)
+        best = min(_objective(problem, c, 0.0, 0.0) for c in _feasible_states(problem)
+                   if problem.fixed_bits + sum(problem.cost_bits[u][k] for u, k in enumerate(c)) <= budget)
+        assert ref["in_bits"]["objective"] == pytest.approx(best, abs=1e-9)
+        value = ref["decision"].details["objective_in_bits"]  # the QUBO optimum, scored at lambda_bits = 0
+        assert value >= best - 1e-9
 
 
 def test_capacity_search_is_monotone_and_tight():

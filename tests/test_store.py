@@ -560,13 +560,16 @@ def test_the_best_read_is_judged_against_the_exact_optimum_by_its_decision() -> 
 
     best = {"energy": -2.9999, "objective": -3.0, "feasible": True}
     assert best_against_exact(make_report(best=best)) == {
-        "value": -3.0, "gap": 0.0, "verdict": "optimum", "feasible": True, "energy_apart": True,
-        "optimum_in_bits": None}
-    with_bits = make_report(best=best)
-    with_bits["exact"]["objective_in_bits"] = -3.2  # a slack budget counted in exact bits admits a better decision
-    assert best_against_exact(with_bits)["optimum_in_bits"] == -3.2
-    with_bits["exact"]["objective_in_bits"] = -3.0  # the same optimum: nothing lost to rounding, nothing said
-    assert best_against_exact(with_bits)["optimum_in_bits"] is None
+        "value": -3.0, "gap": 0.0, "verdict": "optimum", "feasible": True, "energy_apart": True, "budget": None}
+    # with a budget, the decision is also judged on the budget problem (lambdas as given, size in exact bits)
+    with_budget = make_report(best={**best, "objective_in_bits": -3.0})
+    with_budget["exact"]["objective_in_bits"] = -3.2
+    assert best_against_exact(with_budget)["budget"] == {
+        "optimum": -3.2, "value": -3.0, "gap": pytest.approx(0.2), "reaches": False}
+    with_budget["exact"]["objective_in_bits"] = -3.0
+    assert best_against_exact(with_budget)["budget"]["reaches"]
+    with_budget["best"]["feasible"] = False  # an infeasible read is not scored on the budget problem
+    assert best_against_exact(with_budget)["budget"] is None
     assert best_against_exact(make_report(best={**best, "objective": -2.0}))["verdict"] == "above"
     assert best_against_exact(make_report(best={**best, "objective": -3.5}))["verdict"] == "below"
     infeasible = best_against_exact(make_report(best={"energy": -4.0, "objective": None, "feasible": False}))

@@ -257,10 +257,11 @@ def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
     DP does not apply); ``dimod.ExactSolver`` for any BQM of at most 20
     variables (e.g. the paper encoding on tiny models). Returns
     ``{"energy", "method", "decision", "sample"}`` or None when none applies.
-    With a slack-encoded budget (costs rounded up to the slack's unit) it adds
-    ``"in_bits"``: ``{"objective", "method", "decision"}`` of the same problem
-    with the budget counted in exact bits (None if that could not be solved),
-    whose objective is at most the QUBO's optimum.
+    With a budget it adds ``"in_bits"``: ``{"objective", "method", "decision"}``
+    of the budget problem itself (the objective at the lambdas given, the budget
+    counted in exact bits; None if that could not be solved), which the capacity
+    encoding solves at a raised lambda and the slack encoding with costs rounded
+    up to its unit.
     """
     model: OneHotModel | None = formulation.params.get("onehot_model")
     if model is not None:

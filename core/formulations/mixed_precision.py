@@ -43,10 +43,13 @@ parameters outside them; or ``budget_ratio`` of the uncompressed size):
   B' implies meeting the budget in bits). lambda_c exceeds the objective's
   range over one-hot states, so no budget-violating state can beat the best
   feasible one. Dense: every pair of variables interacts. Because of the
-  rounding, a decision can fit the budget in bits yet not in units; the
-  parameter ``onehot_model_in_bits`` is the same problem with the budget in
-  exact bits, whose optimum (see :func:`core.formulations.exact.exact_reference`)
-  shows what the rounding costs.
+  rounding, a decision can fit the budget in bits yet not in units.
+
+Both encodings approximate the budget problem: the objective at the lambdas
+given, subject to the size in exact bits. The parameter
+``onehot_model_in_bits`` is that problem; its optimum (by MILP, see
+:func:`core.formulations.exact.exact_reference`) and a decision's value on it
+(``details["objective_in_bits"]``) show what an encoding gives away.
 """
 
 from __future__ import annotations
@@ -388,6 +391,10 @@ def formulate_mixed_precision(
     def size_of(choice: list[int]) -> int:
         return problem.fixed_bits + int(sum(problem.cost_bits[u][k] for u, k in enumerate(choice)))
 
+    # The budget problem itself: the objective at the lambdas given, the budget counted in exact bits. Both
+    # encodings approximate it (capacity: at a raised lambda_bits; slack: costs rounded up to its unit).
+    in_bits = None if budget is None else OneHotModel(
+        groups, _linear(problem, lambda_bits, lambda_sparsity), quad, cost=unit_cost, budget=budget - problem.fixed_bits)
     trace: list[dict[str, float]] = []
     if budget is not None and budget_encoding == "capacity":
         def solve_at(lam: float) -> list[int]:
@@ -477,6 +484,7 @@ def formulate_mixed_precision(
                 "compression_ratio": problem.uncompressed_bits / size if size else math.inf,
                 "kept_params": kept,
                 "objective": model.energy(choice),
+                "objective_in_bits": None if in_bits is None else in_bits.energy(choice),
                 "repaired": repaired,
             },
         )
@@ -524,8 +532,7 @@ def formulate_mixed_precision(
         "constraint_strength": slack["strength"] if slack else None,
         "slack_quantum_bits": slack["quantum_bits"] if slack else None,
         "onehot_model": model,
-        "onehot_model_in_bits": OneHotModel(groups, linear, quad, cost=unit_cost, budget=budget - problem.fixed_bits)
-        if slack else None,
+        "onehot_model_in_bits": in_bits,
         "problem": problem,
         "seed": seed,
     }

@@ -223,9 +223,8 @@ def best_against_exact(report: Mapping[str, Any]) -> dict[str, Any] | None:
     """The best read against the exact optimum, None without one: ``value`` (:func:`best_value`), ``gap``
     (value - optimum), ``verdict`` ("optimum", "above", or "below": a feasible decision under the QUBO's
     optimum, which the slack encoding's rounded-up costs allow) and ``energy_apart`` (its QUBO energy lies
-    above its decision's objective: a slack-encoded read's slack terms and their rounding), and
-    ``optimum_in_bits``: with a slack-encoded budget, the optimum with the budget counted in exact bits when
-    it lies below the QUBO's (what rounding the costs up loses), else None."""
+    above its decision's objective: a slack-encoded read's slack terms and their rounding), and ``budget``:
+    :func:`against_budget_optimum`."""
     exact = _finite_or_none(_get(report, "exact", "energy"))
     value = best_value(report)
     if exact is None or value is None:
@@ -238,10 +237,20 @@ def best_against_exact(report: Mapping[str, Any]) -> dict[str, Any] | None:
         verdict = "optimum"
     else:
         verdict = "above"
-    in_bits = _finite_or_none(_get(report, "exact", "objective_in_bits"))
     return {"value": value, "gap": value - exact, "verdict": verdict, "feasible": feasible,
             "energy_apart": energy is not None and value != energy and not reaches_optimum(energy, value),
-            "optimum_in_bits": in_bits if in_bits is not None and not reaches_optimum(exact, in_bits) else None}
+            "budget": against_budget_optimum(report)}
+
+
+def against_budget_optimum(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The best feasible read on the budget problem itself (the objective at the lambdas given, the budget in
+    exact bits) against that problem's optimum: ``{"optimum", "value", "gap", "reaches"}``; None without a
+    budget, an optimum, or a feasible best read. Each budget encoding only approximates that problem."""
+    optimum = _finite_or_none(_get(report, "exact", "objective_in_bits"))
+    value = _finite_or_none(_get(report, "best", "objective_in_bits"))
+    if optimum is None or value is None or _get(report, "best", "feasible") is not True:
+        return None
+    return {"optimum": optimum, "value": value, "gap": value - optimum, "reaches": reaches_optimum(value, optimum)}
 
 
 def _independent_reads(report: Mapping[str, Any]) -> bool:
