@@ -335,3 +335,34 @@ def test_heuristic_giving_up_is_a_plain_does_not_fit(monkeypatch):
     bqm = dimod.generators.gnp_random_bqm(12, 0.2, "BINARY", random_state=0)
     with pytest.raises(EmbeddingNotFoundError, match="does not fit"):
         find_embedding(bqm, "chimera", "heuristic", seed=0, use_cache=False)
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_a_small_problem_in_separate_parts_is_embedded_together(topology):
+    """One-hot groups without couplings between them: minorminer alone scatters them over the chip."""
+    from core.embedding.embed import REGION_QUBITS_PER_ELEMENT, _central_order
+
+    parts = nx.disjoint_union_all([nx.complete_graph(5), nx.complete_graph(5), nx.complete_graph(4)])
+    result = find_embedding(parts, topology, "heuristic", seed=0, use_cache=False)
+    assert is_valid_embedding(result.embedding, parts, qpu_graph(topology))
+    topo = get_topology(topology)
+    region = set(_central_order(topo.key, topo.graph)[: REGION_QUBITS_PER_ELEMENT * (14 + 26)])
+    assert {q for chain in result.embedding.values() for q in chain} <= region
+
+
+@pytest.mark.parametrize(
+    ("compact", "whole", "kept"),
+    [
+        ({"a": (1, 2), "b": (3,)}, {"a": (7,), "b": (8, 9)}, "compact"),  # a tie: the compact one
+        ({"a": (1, 2, 3), "b": (4,)}, {"a": (7, 8), "b": (9, 10)}, "whole"),  # a longer chain
+        ({"a": (1, 2), "b": (3, 4)}, {"a": (7,), "b": (8, 9)}, "whole"),  # 33% more qubits
+        ({}, {"a": (7,), "b": (8,)}, "whole"),  # the region was too small
+    ],
+)
+def test_the_compact_embedding_is_kept_only_when_its_chains_are_as_good(monkeypatch, compact, whole, kept):
+    import core.embedding.embed as embed
+
+    full = get_topology("pegasus").graph
+    monkeypatch.setattr(embed, "_minorminer", lambda _g, target, _s, _t: whole if target is full else compact)
+    found = embed._heuristic(nx.path_graph(["a", "b"]), get_topology("pegasus"), 0, 10.0)
+    assert found == (compact if kept == "compact" else whole)

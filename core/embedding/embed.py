@@ -244,21 +244,73 @@ def _clique(nodes: list[Hashable], topology: Topology, seed: int | None) -> Embe
     return {v: tuple(chain) for v, chain in emb.items()}
 
 
-def _heuristic(
-    graph: nx.Graph, topology: Topology, seed: int | None, timeout: float
-) -> Embedding:
+#: qubits per problem node and edge in the compact region the heuristic also tries
+REGION_QUBITS_PER_ELEMENT = 8
+
+
+def _farthest(target: nx.Graph, node: Hashable) -> Hashable:
+    distances = nx.single_source_shortest_path_length(target, node)
+    return max(distances, key=lambda q: (distances[q], q))
+
+
+@functools.lru_cache(maxsize=16)
+def _central_order(key: str, target: nx.Graph) -> tuple[Hashable, ...]:
+    """The target's qubits in breadth-first order from a qubit near its centre (the midpoint of a
+    double-sweep diameter path), so that any prefix is a compact region; empty for a target that is
+    empty or not connected."""
+    if target.number_of_nodes() == 0 or not nx.is_connected(target):
+        return ()
+    end = _farthest(target, min(target.nodes))
+    path = nx.shortest_path(target, end, _farthest(target, end))
+    return tuple(nx.bfs_tree(target, path[len(path) // 2], sort_neighbors=sorted).nodes)
+
+
+def _minorminer(graph: nx.Graph, target: nx.Graph, seed: int | None, timeout: float) -> Embedding:
     import minorminer
 
     kwargs: dict[str, Any] = {"timeout": timeout}
     if seed is not None:
         kwargs["random_seed"] = seed
     try:
-        emb = minorminer.find_embedding(graph, topology.graph, **kwargs)
+        emb = minorminer.find_embedding(graph, target, **kwargs)
     except RuntimeError:
         # minorminer gives up this way when the problem is far too large for the graph
         # ("Failed during initialization"): the same answer as finding nothing.
         return {}
     return {v: tuple(chain) for v, chain in emb.items()}
+
+
+#: how many more qubits (relative) a compact embedding may use and still be preferred
+COMPACT_QUBIT_ALLOWANCE = 0.10
+
+
+def _longest_and_total(embedding: Embedding) -> tuple[int, int]:
+    return max(map(len, embedding.values())), sum(map(len, embedding.values()))
+
+
+def _heuristic(
+    graph: nx.Graph, topology: Topology, seed: int | None, timeout: float
+) -> Embedding:
+    """minorminer on the whole target and, for a small problem, on a compact central region of it. The
+    compact embedding is kept when its longest chain is no longer and it uses at most
+    :data:`COMPACT_QUBIT_ALLOWANCE` more qubits; chains are what matter on a QPU.
+
+    On an empty chip minorminer places the parts of a problem (say, one-hot groups without couplings
+    between them) far apart, and the Embed page then shows specks on a whole chip that no zoom can frame.
+    """
+    target = topology.graph
+    deadline = time.perf_counter() + timeout
+    size = REGION_QUBITS_PER_ELEMENT * (graph.number_of_nodes() + graph.number_of_edges())
+    order = _central_order(topology.key, target)
+    compact: Embedding = {}
+    if size <= len(order) // 2:
+        # a region too small should fail fast and leave time for the whole target
+        compact = _minorminer(graph, target.subgraph(order[:size]), seed, timeout / 6)
+    whole = _minorminer(graph, target, seed, max(deadline - time.perf_counter(), 1e-3))
+    if not (compact and whole):
+        return compact or whole
+    (c_longest, c_total), (w_longest, w_total) = _longest_and_total(compact), _longest_and_total(whole)
+    return compact if c_longest <= w_longest and c_total <= (1 + COMPACT_QUBIT_ALLOWANCE) * w_total else whole
 
 
 @functools.lru_cache(maxsize=16)
