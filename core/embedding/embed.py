@@ -11,7 +11,9 @@ Two methods, chosen per problem:
 ``"heuristic"``
     :func:`minorminer.find_embedding`: embeds the actual problem graph. Uses
     fewer qubits on sparse problems but is slow on dense ones (tens of seconds
-    for a dense 60-variable problem on Pegasus-16).
+    for a dense 60-variable problem on Pegasus-16). Small problems are also
+    embedded in a compact central region of the chip, kept when its chains
+    are as good (see :func:`_heuristic`).
 ``"auto"`` (default)
     ``"clique"`` when the problem's edge density is at least
     ``density_threshold``, otherwise ``"heuristic"``, falling back to
