@@ -146,13 +146,21 @@ _ENCODING_GIVES_AWAY = {
 }
 
 
-def _budget_caption(budget, encoding):
-    problem = "On the budget problem itself (the objective at the λ you set, the size counted in exact bits)"
+def _budget_caption(budget, params):
+    given = params.get("lambda_bits_given")
+    at = f"λ bits = {given:g}" if isinstance(given, (int, float)) else "the λ you set"
+    problem = f"On the budget problem itself (the objective at {at}, the size counted in exact bits)"
     if budget["reaches"]:
         return f"{problem}, this decision is the optimum."
-    why = _ENCODING_GIVES_AWAY.get(encoding, "the budget encoding only approximates that problem")
-    return (f"{problem}, the best decision (exact) scores {budget['optimum']:.6g} and this one {budget['value']:.6g}, "
-            f"{budget['gap']:.3g} above: {why}.")
+    text = (f"{problem}, the best decision (exact) scores {budget['optimum']:.6g} and this one "
+            f"{budget['value']:.6g}, {budget['gap']:.3g} above.")
+    encoding_gap = budget["encoding_gap"]
+    if encoding_gap is None:
+        return text
+    if encoding_gap == 0:
+        return text + " The QUBO's own optimum is that optimum too, so the gap is the sampler's."
+    why = _ENCODING_GIVES_AWAY.get(params.get("budget_encoding"), "the budget encoding only approximates it")
+    return text + f" The QUBO's own optimum already lies {encoding_gap:.3g} above it: {why}."
 
 
 @contextlib.contextmanager
@@ -296,7 +304,7 @@ with results:
                         else f"{subject} is {gap:.3g} above the exact optimum.") + aside)
         budget = verdict["budget"]
         if budget is not None:
-            st.caption(_budget_caption(budget, report.get("params", {}).get("budget_encoding")))
+            st.caption(_budget_caption(budget, report.get("params", {})))
     else:
         c[1].metric("Exact optimum", "not computed")
     if report["sampler"] == "exact":  # it lists every state, so the share says nothing about a sampler

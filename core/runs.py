@@ -219,7 +219,9 @@ def exact_reference(formulation: Formulation) -> dict[str, Any] | None:
             return None
         out = {"energy": float(ref["energy"]), "method": ref["method"]}
         if "in_bits" in ref:  # with a budget: the budget problem's optimum (budget in exact bits)
-            out["objective_in_bits"] = None if ref["in_bits"] is None else float(ref["in_bits"]["objective"])
+            in_bits = ref["in_bits"] or {}
+            for key, field_name in (("objective_in_bits", "objective"), ("qubo_optimum_in_bits", "qubo_optimum")):
+                out[key] = float(in_bits[field_name]) if field_name in in_bits else None
         return out
     return None
 

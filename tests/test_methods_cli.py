@@ -210,3 +210,5 @@ def test_slack_reads_at_the_optimum_count_by_their_decision_not_their_rounded_en
     # the budget problem's optimum (budget in exact bits) is at most the QUBO's (the slack rounds costs up)
     assert report["exact"]["objective_in_bits"] <= opt + 1e-9
     assert report["best"]["objective_in_bits"] >= report["exact"]["objective_in_bits"] - 1e-9
+    assert report["exact"]["qubo_optimum_in_bits"] == pytest.approx(opt, rel=1e-9)  # same lambdas as the QUBO
+    assert report["params"]["lambda_bits_given"] == 0.0

@@ -172,6 +172,7 @@ def test_slack_reference_in_exact_bits_is_the_optimum_the_rounded_costs_can_miss
         assert in_bits["decision"].feasible and in_bits["decision"].details["size_bits"] <= budget
         assert in_bits["objective"] <= ref["energy"] + 1e-9  # same lambdas: only the rounding differs
         assert ref["decision"].details["objective_in_bits"] == pytest.approx(ref["energy"], abs=1e-9)
+        assert in_bits["qubo_optimum"] == pytest.approx(ref["energy"], abs=1e-9)
         gaps.append(ref["energy"] - in_bits["objective"])
     assert max(gaps) > 1e-6  # at this coarse resolution the rounding does exclude a better decision
     assert "in_bits" not in exact_reference(formulate_mixed_precision(problem, lambda_bits=0.5))  # no budget
@@ -189,7 +190,8 @@ def test_the_capacity_search_is_judged_on_the_budget_problem_at_the_lambda_given
                    if problem.fixed_bits + sum(problem.cost_bits[u][k] for u, k in enumerate(c)) <= budget)
         assert ref["in_bits"]["objective"] == pytest.approx(best, abs=1e-9)
         value = ref["decision"].details["objective_in_bits"]  # the QUBO optimum, scored at lambda_bits = 0
-        assert value >= best - 1e-9
+        assert value >= best - 1e-9 and ref["in_bits"]["qubo_optimum"] == pytest.approx(value, abs=1e-12)
+        assert f.params["lambda_bits_given"] == 0.0
 
 
 def test_capacity_search_is_monotone_and_tight():

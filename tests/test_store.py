@@ -565,7 +565,11 @@ def test_the_best_read_is_judged_against_the_exact_optimum_by_its_decision() -> 
     with_budget = make_report(best={**best, "objective_in_bits": -3.0})
     with_budget["exact"]["objective_in_bits"] = -3.2
     assert best_against_exact(with_budget)["budget"] == {
-        "optimum": -3.2, "value": -3.0, "gap": pytest.approx(0.2), "reaches": False}
+        "optimum": -3.2, "value": -3.0, "gap": pytest.approx(0.2), "reaches": False, "encoding_gap": None}
+    with_budget["exact"]["qubo_optimum_in_bits"] = -3.1  # the QUBO's optimum scored on the budget problem
+    assert best_against_exact(with_budget)["budget"]["encoding_gap"] == pytest.approx(0.1)
+    with_budget["exact"]["qubo_optimum_in_bits"] = -3.2 * (1 - 1e-9)  # within the tolerance: none
+    assert best_against_exact(with_budget)["budget"]["encoding_gap"] == 0.0
     with_budget["exact"]["objective_in_bits"] = -3.0
     assert best_against_exact(with_budget)["budget"]["reaches"]
     with_budget["best"]["feasible"] = False  # an infeasible read is not scored on the budget problem

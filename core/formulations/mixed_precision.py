@@ -377,7 +377,7 @@ def formulate_mixed_precision(
     by the capacity search when the pairwise terms do not form a chain.
     """
     problem.validate()
-    lambda_bits = _check_number("lambda_bits", lambda_bits)
+    lambda_bits = lambda_bits_given = _check_number("lambda_bits", lambda_bits)
     lambda_sparsity = _check_number("lambda_sparsity", lambda_sparsity)
     if budget_encoding not in BUDGET_ENCODINGS:
         raise InvalidInputError(f"budget_encoding must be one of {', '.join(BUDGET_ENCODINGS)}, not {budget_encoding!r}.")
@@ -394,7 +394,8 @@ def formulate_mixed_precision(
     # The budget problem itself: the objective at the lambdas given, the budget counted in exact bits. Both
     # encodings approximate it (capacity: at a raised lambda_bits; slack: costs rounded up to its unit).
     in_bits = None if budget is None else OneHotModel(
-        groups, _linear(problem, lambda_bits, lambda_sparsity), quad, cost=unit_cost, budget=budget - problem.fixed_bits)
+        groups, _linear(problem, lambda_bits_given, lambda_sparsity), quad, cost=unit_cost,
+        budget=budget - problem.fixed_bits)
     trace: list[dict[str, float]] = []
     if budget is not None and budget_encoding == "capacity":
         def solve_at(lam: float) -> list[int]:
@@ -526,6 +527,7 @@ def formulate_mixed_precision(
         "budget_encoding": budget_encoding if budget is not None else None,
         "budget_bits": budget,
         "lambda_bits": lambda_bits,
+        "lambda_bits_given": lambda_bits_given,  # before the capacity search raised it
         "lambda_sparsity": lambda_sparsity,
         "capacity_trace": trace,
         "slack_variables": slack_vars,

@@ -114,7 +114,6 @@ def number(within: Callable[[Any], bool], problem: str) -> Check:
 positive = number(lambda v: 0 < v < math.inf, "must be a positive number")
 non_negative = number(lambda v: 0 <= v < math.inf, "must be a number of at least 0")
 probability = number(lambda v: 0 < v <= 1, "must be a probability above 0 and at most 1")
-fraction = number(lambda v: 0 <= v <= 1, "must be a number between 0 and 1")
 
 
 def one_of(*choices: str) -> Check:
@@ -152,8 +151,8 @@ def validate_positive_float(value: Any, name: str) -> float:
 
 
 def validate_probability(value: Any, name: str) -> float:
-    """Return ``value`` as a float in [0, 1], else raise."""
-    return float(_validated(value, name, fraction))
+    """Return ``value`` as a float in (0, 1], else raise."""
+    return float(_validated(value, name, probability))
 
 
 def validate_choice(value: Any, name: str, choices: Iterable[str]) -> str:
