@@ -178,8 +178,10 @@ def filter_pruning_section() -> None:
 def mixed_precision_section() -> None:
     """F1: the whole mixed-precision QUBO."""
     with settings:
+        # a default next to a value kept in Session State makes Streamlit warn; the kept value wins anyway
         options = st.multiselect("Options per unit", ["prune", 1, 2, 3, 4, 5, 6, 7, 8, "keep"],
-                                 default=["prune", 2, 4, 8, "keep"], key="options",
+                                 default=None if "options" in st.session_state else ["prune", 2, 4, 8, "keep"],
+                                 key="options",
                                  help="prune zeroes the unit; b bits quantizes weights symmetrically per output "
                                       "channel; keep leaves fp32. The final classifier is never pruned.")
         lambda_bits = st.slider("λ bits (size penalty)", 0.0, 5.0, 1.0, 0.05, key="lambda_bits",
@@ -237,6 +239,12 @@ def mixed_precision_section() -> None:
         c[2].metric("Density", f"{density:.1%}")
         budget = formulation.tables.get("budget_bits")
         c[3].metric("Budget", human_bits(budget) if budget else "none")
+        start = formulation.params.get("capacity_breakpoint")
+        if start is not None:
+            st.caption(f"Capacity search: the budget binds from λ bits = {start:.3g} "
+                       f"({len(formulation.params.get('capacity_trace') or [])} exact solves). The QUBO below is at "
+                       f"λ bits = {formulation.params['lambda_bits']:.3g}, the middle of the range where that "
+                       "optimum stays optimal, so no over-budget state comes within a hair of it.")
         unused = slack_budget(formulation)
         if unused is not None:
             st.info(f"The budget does not bind: at λ bits = {formulation.params['lambda_bits']:g} the QUBO's optimum "

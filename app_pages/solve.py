@@ -284,17 +284,21 @@ with results:
         st.stop()
     best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
     c = st.columns(4)
-    c[0].metric("Best energy", f"{best['energy']:.6g}")
+    c[0].metric("Best energy", f"{best['energy']:.6g}",
+                help="The QUBO energy of the best read: the feasible read whose decision is best (by the decision's "
+                     "objective), which need not be the lowest energy of all reads.")
     if exact:
         verdict = best_against_exact(report)
         gap = verdict["gap"]
         at_optimum = verdict["verdict"] == "optimum"
         c[1].metric("Exact optimum", f"{exact['energy']:.6g}",
                     help=f"The lowest energy of this QUBO (distortion plus the λ-weighted size terms; with a "
-                         f"capacity budget, at the λ the search settled on), by {exact['method']}; "
+                         f"capacity budget, at the λ bits the search settled on, "
+                         f"{report.get('lambda_bits') or 0:.3g}), by {exact['method']}; "
                          + ("the best read found it." if at_optimum else f"the best read is {gap:.3g} above it."))
         aside = (f" Its decision's objective is {verdict['value']:.6g}, which is what the optimum measures; the QUBO "
-                 "energy adds the budget penalty's slack terms." if verdict["energy_apart"] else "")
+                 "energy adds the budget penalty's slack terms, or the floating-point rounding of their large "
+                 "coefficients." if verdict["energy_apart"] else "")
         subject = "The best read's decision" if verdict["feasible"] else "The best read (infeasible)"
         if verdict["verdict"] == "below":
             st.caption(f"{subject} is {-gap:.3g} below the exact optimum of this QUBO: it fits the budget in "
@@ -313,6 +317,10 @@ with results:
                          "constraints, not a sampler's success rate.")
     else:
         c[2].metric("Feasible reads", f"{report['feasible_fraction']:.0%}")
+        broken = report.get("infeasible_reads") or {}
+        if broken:
+            st.caption("Infeasible reads: " + ", ".join(f"{n} {kind}" for kind, n in broken.items())
+                       + f" (of {len(report.get('energies', []))}).")
     cbf = report.get("chain_break_fraction")
     c[3].metric("Chain breaks", "n/a" if cbf is None else f"{cbf:.1%}")
     if not best["feasible"]:
@@ -321,6 +329,10 @@ with results:
     elif report.get("lowest_energy_read", {}).get("feasible") is False:
         st.info(f"The lowest-energy read ({report['lowest_energy_read']['energy']:.6g}) breaks a constraint, "
                 "so the best feasible read is shown and applied.")
+    elif report.get("lowest_energy_read", {}).get("energy", best["energy"]) < best["energy"]:
+        st.caption(f"A feasible read with a lower energy ({report['lowest_energy_read']['energy']:.6g}) has a worse "
+                   "decision: with slack variables, the energy also counts how far a read's slack bits are from "
+                   "their best, so the best read is chosen by its decision.")
     st.plotly_chart(energy_histogram(split_by_feasibility(report), exact=exact["energy"] if exact else None,
                                      normalize=False, title="Energy of all reads (count)"),
                     key="energy_hist", width="stretch")

@@ -260,6 +260,17 @@ def read_outcomes(formulation: Formulation, sampleset: dimod.SampleSet,
     return flags, [value for value, count in zip(objectives, counts.tolist(), strict=True) for _ in range(count)]
 
 
+def infeasible_reads(decisions: Sequence[Decision], sampleset: dimod.SampleSet) -> dict[str, int]:
+    """How many reads break each kind of constraint (a read can count under several kinds), from
+    :func:`decode_reads`' decisions."""
+    counts: dict[str, int] = {}
+    for decision, n in zip(decisions, sampleset.record.num_occurrences.tolist(), strict=True):
+        if not decision.feasible:
+            for kind in decision.violation_kinds or ["constraint broken"]:
+                counts[kind] = counts.get(kind, 0) + int(n)
+    return counts
+
+
 def build_report(*, model: str, formulation: Formulation, solved: SolveResult, sample: dict,
                  decision: Decision, exact: dict | None, metrics: Mapping[str, Any],
                  timing: Mapping[str, float], data: str = "",
@@ -288,6 +299,7 @@ def build_report(*, model: str, formulation: Formulation, solved: SolveResult, s
         "feasible_reads": flags,
         "read_objectives": objectives,
         "feasible_fraction": sum(flags) / len(flags) if flags else 0.0,
+        "infeasible_reads": infeasible_reads(decisions, ss),
         "lowest_energy_read": {"energy": float(ss.first.energy), "feasible": bool(decisions[lowest].feasible)},
         "best": {
             "energy": float(formulation.bqm.energy(sample)),

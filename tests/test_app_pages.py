@@ -437,3 +437,26 @@ def test_a_slack_encoded_run_is_judged_by_its_decision(app):
     assert caption.startswith("The best read's decision is the exact optimum.") and "slack terms" in caption
     report = app.session_state["last_report"]
     assert report["best"]["energy"] != report["exact"]["energy"]
+
+
+def test_a_capacity_budget_shows_its_search_and_why_reads_are_infeasible(app):
+    load_digits_cnn(app)
+    app.switch_page("app_pages/formulate.py").run()
+    app.slider(key="lambda_bits").set_value(0.0).run()
+    app.radio(key="budget_mode").set_value("ratio of fp32 size").run()
+    ok(app)
+    search = next(c.value for c in app.caption if c.value.startswith("Capacity search: the budget binds from λ bits"))
+    params = app.session_state["formulation"].params
+    assert f"The QUBO below is at λ bits = {params['lambda_bits']:.3g}" in search
+    app.switch_page("app_pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("sa").run()
+    app.number_input(key="reads").set_value(40).run()
+    app.button(key="run_button").click().run()
+    ok(app)
+    report = app.session_state["last_report"]
+    broken = report["infeasible_reads"]
+    assert sum(broken.values()) == round((1 - report["feasible_fraction"]) * 40) > 0  # one kind per read here
+    assert set(broken) <= {"over budget", "not one-hot"}
+    assert any(c.value == "Infeasible reads: " + ", ".join(f"{n} {k}" for k, n in broken.items()) + " (of 40)."
+               for c in app.caption)
+    assert any(c.value.startswith("On the budget problem itself (the objective at λ bits = 0,") for c in app.caption)

@@ -87,6 +87,11 @@ def test_decode_reports_violations_and_repairs():
     assert "layer0: 2 options chosen" in d.violations[0] and "layer1: no option chosen" in d.violations[1]
     assert set(d.details["repaired"]) == {"layer0", "layer1"}
     assert d.choices["layer0"] in (4, "keep")
+    assert d.violation_kinds == ["not one-hot"]  # one kind, however many units break it
+    tight = formulate_mixed_precision(problem, lambda_bits=0.0, budget_bits=problem.min_bits)
+    keep_all = {v: int(v.endswith("@keep")) for v in tight.bqm.variables}
+    assert tight.decode(keep_all).violation_kinds == ["over budget"]
+    assert tight.decode({**keep_all, "layer0@4": 1}).violation_kinds == ["not one-hot", "over budget"]
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -207,9 +212,32 @@ def test_capacity_search_is_monotone_and_tight():
     by_lambda = sorted((t["lambda_bits"], t["size_bits"]) for t in trace)
     assert [s for _, s in by_lambda] == sorted((s for _, s in by_lambda), reverse=True)
     assert f.tables["lambda_bits"] > 0
-    below = [t for t in trace if t["lambda_bits"] < f.tables["lambda_bits"] * (1 - 1e-3)]
-    assert all(t["size_bits"] > f.tables["budget_bits"] for t in below)
-    assert exact_reference(f)["decision"].details["size_bits"] <= f.tables["budget_bits"]
+    start = f.params["capacity_breakpoint"]  # tight: every lambda tried below it is over budget
+    below = [t for t in trace if t["lambda_bits"] < start * (1 - 1e-3)]
+    assert below and all(t["size_bits"] > f.tables["budget_bits"] for t in below)
+    # the QUBO sits well inside the interval where the first fitting optimum stays optimal
+    assert f.tables["lambda_bits"] > 1.1 * start
+    at = {t["lambda_bits"]: t["size_bits"] for t in trace}
+    optimum = exact_reference(f)["decision"]
+    assert optimum.details["size_bits"] == at[start] <= f.tables["budget_bits"]
+
+
+def test_the_capacity_qubo_leaves_a_margin_to_the_over_budget_states():
+    """Just past the breakpoint the fitting optimum leads the over-budget one by a hair; inside the interval
+    where it stays optimal, by a clear margin (here both neighbours trail by over 1% of its energy)."""
+    import itertools as it
+
+    problem = random_problem(5, "prune,2,4,8,keep", pairwise=False, seed=3)
+    f = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)
+    model, budget = f.params["onehot_model"], f.tables["budget_bits"]
+    energies = {c: model.energy(c) for c in it.product(*[range(len(o)) for o in problem.options])}
+    size = {c: problem.fixed_bits + sum(problem.cost_bits[u][k] for u, k in enumerate(c)) for c in energies}
+    best = min(energies, key=energies.get)
+    assert size[best] <= budget
+    runner_up = min(e for c, e in energies.items() if c != best)
+    over = min(e for c, e in energies.items() if size[c] > budget)
+    # 1e-4 past the breakpoint the over-budget state trailed by about 1e-6 of the optimum's energy
+    assert runner_up - energies[best] > 1e-2 * energies[best] and over - energies[best] > 1e-2 * energies[best]
 
 
 def test_budget_already_met_keeps_lambda_and_impossible_budget_is_refused():

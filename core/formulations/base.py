@@ -22,13 +22,16 @@ class Decision:
     ``choices`` maps a unit name to what was chosen for it (an option such as
     ``"prune"``, ``4`` or ``"keep"``, a kept-filter list, ...). ``feasible`` is
     False when the sample violates a hard constraint (one-hot, budget, exact
-    count); ``violations`` says which, in plain words.
+    count); ``violations`` says which, in plain words, and ``violation_kinds``
+    names each kind of constraint broken, once ("over budget", "not one-hot",
+    ...), to count reads by.
     """
 
     choices: dict[str, Any]
     feasible: bool
     violations: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    violation_kinds: list[str] = field(default_factory=list)
 
 
 @dataclass

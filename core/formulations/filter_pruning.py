@@ -259,6 +259,7 @@ def filter_qubo(
             choices={name: kept},
             feasible=not violations,
             violations=violations,
+            violation_kinds=["wrong filter count"] if violations else [],
             details={
                 "count": len(kept),
                 "k": k,

@@ -215,6 +215,7 @@ def build_paper_encoding(
             choices=choices,
             feasible=not violations,
             violations=violations,
+            violation_kinds=["over budget"] if violations else [],
             details={
                 "filter_masks": masks,
                 "raw_bits": raw,
