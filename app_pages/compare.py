@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.runs import MULTI_QUBO_METHODS
 from core.store import default_comparison, for_display
 from core.viz import baseline_comparison, energy_ecdf, energy_histogram, pareto_scatter, sensitivity_heatmap
 from ui.common import guarded, page_intro
@@ -10,8 +11,9 @@ from ui.pipeline import run_store
 page_intro(
     "Compare",
     "Every completed run is kept here, across refreshes and restarts. Select runs to overlay their energy "
-    "distributions; the gap to the exact optimum and the time-to-solution (99% confidence) say how good and how "
-    "fast each sampler really was. The scatter shows which runs are Pareto-optimal in accuracy and size.",
+    "distributions; the gap to the exact optimum and the time-to-solution (99% confidence, from the sampling time "
+    "measured on this machine; for the simulated QPU that is its classical simulation, not QPU time) say how good "
+    "and how fast each sampler was here. The scatter shows which runs are Pareto-optimal in accuracy and size.",
 )
 
 store = guarded(run_store, action="Opening the run history")
@@ -25,7 +27,7 @@ if df.empty:
     st.page_link("app_pages/solve.py", label="Go to Solve", icon=":material/bolt:")
     st.stop()
 
-columns = ["id", "model", "method", "sampler", "seed", "num_variables", "best_energy", "exact_energy",
+columns = ["id", "model", "method", "setting", "sampler", "seed", "num_variables", "best_energy", "exact_energy",
            "gap_pct", "p_optimum", "tts99_s", "accuracy_after", "size_bits_after", "compression_ratio",
            "total_time_s", "name", "created_at"]
 table = for_display(df[[c for c in columns if c in df.columns]])
@@ -45,6 +47,7 @@ selection = st.dataframe(
         "size_bits_after": st.column_config.NumberColumn("size (bits)", format="%d"),
         "total_time_s": st.column_config.NumberColumn("time (s)", format="%.3g"),
         "name": st.column_config.TextColumn(width="small"),
+        "setting": st.column_config.TextColumn(help="What defines the run's QUBO(s): λ and budget, bits, sparsity."),
     },
 )
 rows = selection.selection.rows if selection is not None else []
@@ -56,7 +59,14 @@ st.caption("Select rows to compare them; without a selection the two newest runs
 
 reports = guarded(store.get_many, chosen_ids, action="Loading runs") or {}
 left, right = st.columns(2)
-if reports:
+per_subproblem = sorted(f"#{rid}" for rid, r in reports.items() if r.get("method") in MULTI_QUBO_METHODS)
+if per_subproblem:
+    st.caption(f"Runs {', '.join(per_subproblem)} solve one QUBO per channel or layer and keep one best energy each, "
+               "not a distribution of reads, so they are left out of the energy charts: compare them against "
+               "their baselines below.")
+reports_with_reads = {rid: r for rid, r in reports.items() if r.get("method") not in MULTI_QUBO_METHODS}
+if reports_with_reads:
+    reports = reports_with_reads
     energies = {f"#{rid} {r.get('sampler', '')}": r.get("energies", []) for rid, r in reports.items()}
     exacts = {r["exact"]["energy"] for r in reports.values() if r.get("exact")}
     exact = exacts.pop() if len(exacts) == 1 else None

@@ -52,6 +52,20 @@ LAYER_COLUMNS = {
     "shift": ("shift", "linear shift found by the capacity search"),
     "hit": ("exactly K", "a sample kept exactly K filters"),
     "polish_swaps": ("swaps", "1-swap descent moves after the sampler"),
+    "channels": ("filters", "filters of the layer before pruning"),
+    "kept_qubo": ("kept (QUBO)", "filters the QUBO decision keeps"),
+    "solves": ("sampler calls", "sampler calls in the layer's capacity search"),
+    "repaired": ("repaired", "no read kept exactly K filters, so the nearest was repaired greedily"),
+    "kept_greedy_taylor": ("kept (greedy Taylor)", "filters the greedy Taylor top-K baseline keeps"),
+    "kept_l1_topk": ("kept (L1 top-K)", "filters the L1-norm top-K baseline keeps"),
+    "kept_l1_qubo": ("kept (L1-QUBO)", "filters the L1-QUBO baseline keeps"),
+    "kind": ("kind", "conv or linear"),
+    "out_channels": ("channels", "output channels: one rounding QUBO each"),
+    "batches": ("sampler calls", "combined BQMs the layer's channel QUBOs were sampled in"),
+    "gram_s": ("Gram s", "seconds to collect the layer's calibration Gram matrix"),
+    "solve_s": ("solve s", "seconds to sample and polish the layer"),
+    "target": ("objective", "what the QUBO minimises: the layer's own output error, or against the float network"),
+    "safeguard_rtn": ("safeguard kept RTN", "the safeguard set the whole layer back to round-to-nearest"),
 }
 # kept across page switches (not the token: it stays only in its own widget)
 KEPT = ("sampler", "reads", "reads_adaround", "reads_filter-pruning", "solve_seed")
@@ -207,24 +221,40 @@ def _solve():
     return report
 
 
+def _multi_check_caption(report, what):
+    """How much of a multi-QUBO run was checked exactly, and how much classical steps decided."""
+    exact, layers = report.get("exact"), report.get("layers", [])
+    text = ("No exact check was run." if not exact else
+            f"Checked exactly: {exact['covered']} of {exact['total']} {what} (the rest are too large to solve "
+            f"exactly); {exact['optimal']} of those are at their optimum.")
+    if what == "channels":
+        channels = sum(r.get("out_channels", 0) for r in layers)
+        descent = sum(r.get("rtn_descent_channels", 0) for r in layers)
+        kept = sum(r.get("rtn_kept_channels", 0) for r in layers)
+        return text + (f" Classical steps decided part of it: descent from round-to-nearest beat the sampler's best "
+                       f"read in {descent} of {channels} channels, and nothing beat round-to-nearest in {kept}.")
+    swaps = sum(r.get("polish_swaps", 0) for r in layers)
+    return text + f" After the sampler, {swaps} 1-swap descent move{'s' if swaps != 1 else ''} improved the kept sets."
+
+
 def _show_multi(report):
     best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
     qubo = report["qubo"]
     c = st.columns(4)
     c[0].metric("Best energy", f"{best['energy']:.6g}", help=report.get("energies_note"))
     c[1].metric("Subproblems", qubo["num_subproblems"], help=f"{qubo['num_variables']} variables in total")
+    what = "channels" if report["method"] == "adaround" else "layers"
     if exact:
-        what = "channels" if report["method"] == "adaround" else "layers"
-        c[2].metric(f"{what.capitalize()} at exact optimum", f"{exact['optimal']} of {exact['covered']}",
-                    help=f"Subproblems whose chosen solution is as good as the exact optimum: {exact['method']}; "
-                         f"{exact['covered']} of {exact['total']} {what} small enough to check."
+        c[2].metric("At exact optimum", f"{exact['optimal']} of {exact['covered']}",
+                    help=f"Subproblems whose chosen solution is as good as the exact optimum: {exact['method']}."
                          + (" For filter pruning the optimum is the QUBO's best set of exactly K kept filters "
                             "(the capacity search's shift removed); with tensor-train refinement the kept set "
                             "optimises the true loss instead, so it may score below it." if what == "layers" else ""))
     else:
-        c[2].metric("Exact optimum", "not computed")
-    c[3].metric("Representative QUBO", f"{report['bqm_subproblem']['num_variables']} vars",
+        c[2].metric("At exact optimum", "not computed")
+    c[3].metric("Example QUBO", f"{report['bqm_subproblem']['num_variables']} vars",
                 help=report["bqm_subproblem"]["note"])
+    st.caption(_multi_check_caption(report, what))
     before_after_metrics(metrics, num_classes=ws.data.num_classes, latency_note=(
         "Fake-quantized weights run in fp32 here, so latency does not drop with bits." if report["method"] == "adaround"
         else "Removed filters make the layers really smaller; masked ones (residual joins) do not."))

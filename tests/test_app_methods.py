@@ -53,7 +53,11 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert report["method"] == "adaround" and report["params"]["bits"] == 2
     m = metrics(app)
     assert "Best energy" in m and m["Subproblems"] == "58"
-    assert m["Channels at exact optimum"].endswith(" of 16")  # conv1's channels are small enough to enumerate
+    assert m["At exact optimum"].endswith(" of 16")  # conv1's channels are small enough to enumerate
+    layers = report["layers"]
+    assert any(c.value.startswith("Checked exactly: 16 of 58 channels (the rest are too large to solve exactly)")
+               and f"beat the sampler's best read in {sum(r['rtn_descent_channels'] for r in layers)} of 58 channels"
+               in c.value for c in app.caption)
     assert m["Accuracy"].endswith("%")
     assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == ["QUBO", "round-to-nearest"]
     assert len(charts(app)) == 1  # per-layer error chart
@@ -67,6 +71,9 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     app.switch_page("app_pages/compare.py").run()
     ok(app)
     assert any("the QUBO and its baselines" in c.proto.spec for c in charts(app))
+    assert any(c.value.startswith(f"Runs #{report['run_id']} solve one QUBO per channel or layer") for c in app.caption)
+    assert not any("Energy of all reads" in c.proto.spec for c in charts(app))  # no reads to plot
+    assert app.dataframe[0].value["setting"].tolist() == ["2 bits, minmax"]
 
 
 def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
@@ -87,7 +94,10 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     report = app.session_state["last_report"]
     assert report["method"] == "filter-pruning" and report["params"]["importance"] == "fisher"
     assert metrics(app)["Subproblems"] == "2"
-    assert metrics(app)["Layers at exact optimum"] == "1 of 1"  # conv1: C(16, 8) subsets; conv2 too many
+    assert metrics(app)["At exact optimum"] == "1 of 1"  # conv1: C(16, 8) subsets; conv2 too many
+    swaps = sum(r["polish_swaps"] for r in report["layers"])
+    assert any(c.value.startswith("Checked exactly: 1 of 2 layers") and f"{swaps} 1-swap descent move" in c.value
+               for c in app.caption)
     methods = {r["method"] for r in app.dataframe[0].value.to_dict("records")}
     assert methods == {"QUBO", "greedy Taylor", "L1 top-K", "L1-QUBO"}
     assert len(charts(app)) == 1  # kept filters per layer by method

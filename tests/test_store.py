@@ -505,6 +505,7 @@ def test_compare_defaults_to_comparable_runs_and_shows_blanks_not_words() -> Non
     assert default_comparison(runs.iloc[:0]) == []
     unknown = runs.assign(method=[None, "mixed-precision", None, None], model=[None, "digits-cnn", None, "x"])
     assert default_comparison(unknown) == [9, 7]  # runs without a method or model pair with each other
+    assert default_comparison(runs.assign(setting=["50%", "x", "y", "75%"])) == [9]  # other QUBOs: alone
     shown = for_display(runs)
     assert shown["p_optimum"].isna().tolist() == [True, False, True, False]
     assert shown["tts99_s"].isna().tolist() == [True, False, True, True]  # infinite: never reached, blank
@@ -529,6 +530,41 @@ def test_a_history_saved_under_older_quality_rules_is_recomputed_once(tmp_path: 
         conn.execute(sa.update(RunRecord).values(p_optimum=0.5))
         assert conn.execute(sa.select(StoreMeta.value)).scalar() == str(DERIVED_VERSION)
     assert RunStore(url).list()[0].p_optimum == 0.5  # only once: a current history is left as it is
+
+
+def test_run_setting_names_what_defines_the_qubo() -> None:
+    from core.store.analysis import run_setting
+
+    assert run_setting({"method": "adaround", "params": {"bits": 3, "scale": "mse"}}) == "3 bits, mse"
+    assert run_setting({"method": "filter-pruning", "params": {"sparsity": {"conv1": 0.5, "conv2": 0.5},
+                                                                "importance": "fisher", "refine": "tt"}}) == (
+        "50% sparsity, fisher, refine tt")
+    budgeted = {"method": "mixed-precision", "uncompressed_bits": 1000,
+                "params": {"lambda_bits": 0.003, "lambda_bits_given": 0.0, "budget_bits": 250,
+                           "budget_encoding": "capacity"}}
+    assert run_setting(budgeted) == "λ bits 0, budget 25% capacity"  # the λ given, not the search's
+    assert run_setting({"method": "mixed-precision", "params": {"lambda_bits": 1.0, "budget_bits": None}}) == (
+        "λ bits 1, no budget")
+    assert run_setting({"method": "mixed-precision", "params": {"encoding": "paper", "lambda_bits": 1.0}}) == (
+        "paper encoding, λ bits 1, no budget")
+    assert run_setting({"method": "adaround"}) is None and run_setting({}) is None
+
+
+def test_an_older_history_gets_the_setting_column_on_opening(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from core.store.runs import StoreMeta
+
+    url = f"sqlite:///{tmp_path / 'v3.sqlite'}"
+    store = RunStore(url)
+    run_id = store.add(make_report(method="adaround", params={"bits": 2, "scale": "minmax"}))
+    with store.engine.begin() as conn:  # as version 3 left it: no setting column
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN setting"))
+        conn.execute(sa.update(StoreMeta).values(value="3"))
+    store.engine.dispose()
+    reopened = RunStore(url)
+    assert reopened.list()[0].setting == "2 bits, minmax" and reopened.get(run_id)["method"] == "adaround"
+    assert reopened.dataframe()["setting"].tolist() == ["2 bits, minmax"]
 
 
 def test_the_refresh_survives_odd_reports_and_runs_in_batches(tmp_path: Path) -> None:

@@ -327,13 +327,46 @@ def report_quality(
     return out
 
 
+def _percent(value: Any) -> str:
+    return f"{100 * float(value):.3g}%"
+
+
+def run_setting(report: Mapping[str, Any]) -> str | None:
+    """The settings that define a run's QUBO(s) in a few words ("3 bits, minmax", "50% sparsity, taylor",
+    "λ bits 0, budget 25% capacity"), to tell runs of one method and model apart; None when unknown."""
+    params = report.get("params") if isinstance(report.get("params"), Mapping) else {}
+    method = report.get("method")
+    if method == "adaround" and params.get("bits") is not None:
+        return f"{params['bits']} bits, {params.get('scale', 'minmax')}"
+    if method == "filter-pruning" and params.get("sparsity") is not None:
+        sparsity = params["sparsity"]
+        values = sorted(set(sparsity.values())) if isinstance(sparsity, Mapping) else [sparsity]
+        parts = ["/".join(_percent(v) for v in values) + " sparsity", str(params.get("importance", "taylor"))]
+        if params.get("refine"):
+            parts.append(f"refine {params['refine']}")
+        return ", ".join(parts)
+    if method == "mixed-precision":
+        lam = params.get("lambda_bits_given", params.get("lambda_bits"))
+        parts = ["paper encoding"] if params.get("encoding") == "paper" else []
+        if isinstance(lam, (int, float)):
+            parts.append(f"λ bits {lam:g}")
+        budget, whole = params.get("budget_bits"), report.get("uncompressed_bits")
+        if isinstance(budget, (int, float)) and isinstance(whole, (int, float)) and whole > 0:
+            parts.append(f"budget {_percent(budget / whole)} {params.get('budget_encoding') or ''}".rstrip())
+        elif budget is None:
+            parts.append("no budget")
+        return ", ".join(parts) or None
+    return None
+
+
 def default_comparison(runs: pd.DataFrame, count: int = 2) -> list[int]:
     """Ids of the runs to compare when the user selected none: the newest run and the next newest of the same
-    method and model (whose energies and sizes are comparable). ``runs`` is newest first, with ``id``,
-    ``method`` and ``model`` columns."""
+    method, model and (when the table has it) setting, whose energies and sizes are comparable. ``runs`` is
+    newest first, with ``id``, ``method`` and ``model`` columns, and optionally ``setting``."""
     if runs.empty:
         return []
-    keys = runs[["method", "model"]].astype(object).where(runs[["method", "model"]].notna(), "")  # null == null
+    by = [c for c in ("method", "model", "setting") if c in runs.columns]
+    keys = runs[by].astype(object).where(runs[by].notna(), "")  # null == null
     same = runs[(keys == keys.iloc[0]).all(axis=1)]
     return [int(i) for i in same["id"].head(count)]
 

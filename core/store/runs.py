@@ -40,7 +40,7 @@ from sqlalchemy.pool import StaticPool
 
 from core.errors import InvalidInputError, QCLError
 from core.jsonable import to_jsonable
-from core.store.analysis import report_quality, total_time_s
+from core.store.analysis import report_quality, run_setting, total_time_s
 
 APP_DIR_NAME = "qubo-compression-lab"
 DB_FILENAME = "runs.sqlite"
@@ -139,23 +139,26 @@ class RunRecord(Base):
     size_bits_after: Mapped[float | None] = mapped_column(sa.Float, index=True)
     compression_ratio: Mapped[float | None] = mapped_column(sa.Float, index=True)
     total_time_s: Mapped[float | None] = mapped_column(sa.Float)
+    setting: Mapped[str | None] = mapped_column(sa.String(_NAME_MAX))  # added in derived version 4
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     report: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
 
 
-def _derived_columns(report: Mapping[str, Any]) -> dict[str, float | None]:
+def _derived_columns(report: Mapping[str, Any]) -> dict[str, float | str | None]:
     """The columns computed from a report by rules that may change (see DERIVED_VERSION); a report too damaged
     to read gives none."""
     try:
         quality = report_quality(report)
+        setting = run_setting(report)
         return {
             "gap_pct": _num(quality["gap_pct"]),
             "p_optimum": _num(quality["p_optimum"]),
             "tts99_s": _num(quality["tts99_s"]),
             "total_time_s": total_time_s(report),
+            "setting": None if setting is None else setting[:_NAME_MAX],
         }
     except Exception:  # noqa: BLE001 - one odd stored report must not make the history unreadable
-        return {"gap_pct": None, "p_optimum": None, "tts99_s": None, "total_time_s": None}
+        return {"gap_pct": None, "p_optimum": None, "tts99_s": None, "total_time_s": None, "setting": None}
 
 
 class StoreMeta(Base):
@@ -171,8 +174,9 @@ class StoreMeta(Base):
 #: bump it when :func:`core.store.analysis.report_quality` or ``total_time_s`` change, and opening an older
 #: history recomputes them from the stored reports. 2: feasible reads only, a tolerance relative to the
 #: optimum alone, none without an exact energy; none for multi-QUBO/exact/ga/rl runs; total_s preferred.
-#: 3: reads and the best decision by their decoded objective where the report has it.
-DERIVED_VERSION = 3
+#: 3: reads and the best decision by their decoded objective where the report has it. 4: the ``setting``
+#: column (added to older histories on opening).
+DERIVED_VERSION = 4
 
 
 #: summary columns returned by :meth:`RunStore.list` (everything but params/report)
@@ -195,6 +199,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "size_bits_after",
     "compression_ratio",
     "total_time_s",
+    "setting",
 )
 
 FILTER_KEYS = (
@@ -228,6 +233,7 @@ class RunSummary:
     size_bits_after: float | None
     compression_ratio: float | None
     total_time_s: float | None
+    setting: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -386,11 +392,22 @@ class RunStore:
             try:
                 with self._errors("open"):
                     Base.metadata.create_all(self.engine)
+                    self._add_missing_columns()
                 return
             except StoreError as exc:
-                # two processes creating the same table at once: the loser retries
-                if attempt == 2 or "already exists" not in str(exc.__cause__):
+                # two processes creating the same table (or column) at once: the loser retries
+                if attempt == 2 or not any(w in str(exc.__cause__) for w in ("already exists", "duplicate column")):
                     raise
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to :class:`RunRecord` since a history was created (their values come from
+        :meth:`_refresh_derived`)."""
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(RunRecord.__tablename__)}
+        missing = [c for c in RunRecord.__table__.columns if c.name not in present]
+        with self.engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {RunRecord.__tablename__} ADD COLUMN "{column.name}" {kind}'))
 
     def _refresh_derived(self, batch: int = 50) -> None:
         """Recompute the derived columns of runs saved under older rules (once per history).
