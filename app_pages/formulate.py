@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from core.formulations.filter_pruning import DEFAULT_MU
-from core.formulations.mixed_precision import slack_budget
+from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION, slack_budget
 from core.methods.adaround import DEFAULT_LAYERS_BUDGET_S, default_layers, quantizable_layers, workload
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
@@ -245,6 +245,12 @@ def mixed_precision_section() -> None:
                        f"({len(formulation.params.get('capacity_trace') or [])} exact solves). The QUBO below is at "
                        f"λ bits = {formulation.params['lambda_bits']:.3g}, the middle of the range where that "
                        "optimum stays optimal, so no over-budget state comes within a hair of it.")
+        ratio = formulation.params.get("precision_ratio")
+        if ratio is not None and ratio * QPU_RELATIVE_PRECISION > 1:
+            st.caption(f"Precision: the two closest options of one unit differ by 1/{ratio:.2g} of this QUBO's largest "
+                       f"coefficient. A QPU sets each bias to about {QPU_RELATIVE_PRECISION:.0%} of its range, so on "
+                       "hardware such differences are lost in control errors; the simulated samplers here compute "
+                       "in double precision and do not have this limit.")
         unused = slack_budget(formulation)
         if unused is not None:
             st.info(f"The budget does not bind: at λ bits = {formulation.params['lambda_bits']:g} the QUBO's optimum "

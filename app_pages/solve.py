@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 from core.errors import InvalidInputError
+from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION
 from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
 from core.runs import MULTI_QUBO_METHODS, complete_run, run_method
@@ -125,6 +126,12 @@ with settings:
     )
     info = infos[sampler]
     st.caption(info.description)
+    ratio = formulation.params.get("precision_ratio")
+    if sampler == "dwave" and ratio is not None and ratio * QPU_RELATIVE_PRECISION > 1:
+        st.warning(f"The closest options of one unit differ by 1/{ratio:.2g} of this QUBO's largest coefficient, "
+                   f"below the QPU's precision (about {QPU_RELATIVE_PRECISION:.0%} of its range): expect its "
+                   "reads to pick among close options almost at random. Formulate says more.",
+                   icon=":material/warning:")
     if not info.is_available:
         st.warning(f"{sampler} is unavailable: {info.reason_unavailable}")
     if multi:

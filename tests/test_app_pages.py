@@ -448,7 +448,12 @@ def test_a_capacity_budget_shows_its_search_and_why_reads_are_infeasible(app):
     search = next(c.value for c in app.caption if c.value.startswith("Capacity search: the budget binds from λ bits"))
     params = app.session_state["formulation"].params
     assert f"The QUBO below is at λ bits = {params['lambda_bits']:.3g}" in search
+    assert any(c.value.startswith(f"Precision: the two closest options of one unit differ by "
+                                  f"1/{params['precision_ratio']:.2g} of this QUBO's largest coefficient")
+               for c in app.caption)
     app.switch_page("app_pages/solve.py").run()
+    app.selectbox(key="sampler").set_value("dwave").run()
+    assert any("below the QPU's precision" in w.value for w in app.warning)
     app.selectbox(key="sampler").set_value("sa").run()
     app.number_input(key="reads").set_value(40).run()
     app.button(key="run_button").click().run()

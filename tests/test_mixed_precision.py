@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import dimod
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -362,3 +363,15 @@ def test_each_unit_gets_its_own_onehot_strength():
     assert set(strengths) == set(problem.units)
     assert max(strengths.values()) == f.params["one_hot_strength"]
     assert min(strengths.values()) < max(strengths.values())
+
+
+def test_precision_ratio_is_the_largest_coefficient_over_the_closest_options():
+    from core.formulations.mixed_precision import precision_ratio
+
+    bqm = dimod.BinaryQuadraticModel({"a": 2.0, "b": -0.5}, {("a", "b"): 4.0}, 0.0, "BINARY")
+    assert precision_ratio(bqm, [np.array([1.0, 1.01, 3.0]), np.array([0.5, 0.5])]) == pytest.approx(400.0)
+    assert precision_ratio(bqm, [np.array([1.0, 1.0])]) is None  # no two different options
+    problem = random_problem(3, "prune,2,8,keep", seed=0)
+    capacity = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)
+    slack = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3, budget_encoding="slack")
+    assert slack.params["precision_ratio"] > 100 * capacity.params["precision_ratio"]  # its penalties dwarf all

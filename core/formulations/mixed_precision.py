@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -570,11 +570,28 @@ def formulate_mixed_precision(
         "constraint_strength": slack["strength"] if slack else None,
         "slack_quantum_bits": slack["quantum_bits"] if slack else None,
         "onehot_model": model,
+        "precision_ratio": precision_ratio(bqm, linear),
         "onehot_model_in_bits": in_bits,
         "problem": problem,
         "seed": seed,
     }
     return Formulation(method="mixed-precision", bqm=bqm, decoder=decode, tables=tables, params=params)
+
+
+#: roughly how finely a QPU sets a bias, relative to its range (integrated control errors of about 1%)
+QPU_RELATIVE_PRECISION = 1e-2
+
+
+def precision_ratio(bqm: dimod.BinaryQuadraticModel, option_energies: Sequence[np.ndarray]) -> float | None:
+    """The largest |coefficient| of ``bqm`` over the smallest positive difference between two options'
+    energies within one unit: how finely a solver must resolve the QUBO to tell the closest options apart.
+    None when no unit has two different option energies."""
+    gaps = [np.diff(np.unique(np.asarray(h, dtype=float))) for h in option_energies]
+    smallest = min((float(g.min()) for g in gaps if g.size), default=None)
+    if not smallest:
+        return None
+    coefficients = [abs(float(v)) for v in bqm.linear.values()] + [abs(float(v)) for v in bqm.quadratic.values()]
+    return max(coefficients, default=0.0) / smallest
 
 
 def slack_budget(formulation: Formulation) -> tuple[int, int] | None:
