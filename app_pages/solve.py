@@ -20,6 +20,7 @@ from ui.common import (
     human_duration,
     page_intro,
     require_workspace,
+    short_number,
     timing_caption,
 )
 from ui.pipeline import (
@@ -248,7 +249,8 @@ def _show_multi(report):
     best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
     qubo = report["qubo"]
     c = st.columns(4)
-    c[0].metric("Best energy", f"{best['energy']:.6g}", help=report.get("energies_note"))
+    c[0].metric("Best energy", short_number(best["energy"]),
+                help=f"{best['energy']:.10g}. {report.get('energies_note') or ''}".strip())
     c[1].metric("Subproblems", qubo["num_subproblems"], help=f"{qubo['num_variables']} variables in total")
     what = "channels" if report["method"] == "adaround" else "layers"
     if exact:
@@ -321,15 +323,15 @@ with results:
         st.stop()
     best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
     c = st.columns(4)
-    c[0].metric("Best energy", f"{best['energy']:.6g}",
-                help="The QUBO energy of the best read: the feasible read whose decision is best (by the decision's "
-                     "objective), which need not be the lowest energy of all reads.")
+    c[0].metric("Best energy", short_number(best["energy"]),
+                help=f"{best['energy']:.10g}: the QUBO energy of the best read, the feasible read whose decision is "
+                     "best (by the decision's objective), which need not be the lowest energy of all reads.")
     if exact:
         verdict = best_against_exact(report)
         gap = verdict["gap"]
         at_optimum = verdict["verdict"] == "optimum"
-        c[1].metric("Exact optimum", f"{exact['energy']:.6g}",
-                    help=f"The lowest energy of this QUBO (distortion plus the λ-weighted size terms; with a "
+        c[1].metric("Exact optimum", short_number(exact["energy"]),
+                    help=f"{exact['energy']:.10g}, the lowest energy of this QUBO (distortion plus the λ-weighted size terms; with a "
                          f"capacity budget, at the λ bits the search settled on, "
                          f"{report.get('lambda_bits') or 0:.3g}), by {exact['method']}; "
                          + ("the best read found it." if at_optimum else f"the best read is {gap:.3g} above it."))

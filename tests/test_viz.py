@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import InvalidInputError
 from core.viz import (
@@ -252,6 +254,11 @@ def test_problem_graph_nodes_edges_and_highlight() -> None:
     assert "linear:" in node_traces[0].text[0]
     again = problem_graph(bqm, highlight=("conv1", 4), seed=1)
     assert list(again.data[-1].x) == list(hl.x)  # seeded layout
+    with_slack = bqm.copy()
+    with_slack.add_linear_from({"slack_budget_0": 1.0, "slack_budget_1": 2.0})
+    with_slack.add_quadratic(("conv1", 4), "slack_budget_0", 0.5)
+    names = [t.name for t in problem_graph(with_slack, seed=1).data if t.mode == "markers"]
+    assert names[-1] == "slack variables" and names[:-1] == list(UNITS)
 
 
 # ----------------------------------------------------------------------------- embedding
@@ -692,3 +699,19 @@ def test_symlog_colour_bar_labels_keep_apart(max_abs, threshold):
     assert "0" in labels and len(values) == len(labels) >= 3
     gaps = np.diff(values)
     assert (gaps >= 0.08 * max(values) - 1e-12).all(), list(zip(labels, values, strict=True))
+
+
+@given(st.floats(min_value=-1e99, max_value=1e99).filter(lambda v: v == 0 or abs(v) >= 1e-99))
+def test_short_numbers_fit_a_metric_tile_and_stay_close(value):
+    from ui.common import short_number
+
+    text = short_number(value)
+    assert len(text) <= 9  # "-6.02e-15" at worst; "6.02e-5" and "0.1365" typically
+    assert float(text) == pytest.approx(value, rel=6e-3, abs=0)
+
+
+def test_short_number_examples():
+    from ui.common import short_number
+
+    assert [short_number(v) for v in (0.136512, 6.01711e-05, -0.0970499, 0.0, 12345.6, 2.9e6)] == [
+        "0.1365", "6.02e-5", "-0.09705", "0", "1.23e4", "2.90e6"]

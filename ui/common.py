@@ -72,6 +72,15 @@ def human_bits(bits: float) -> str:
     return f"{value:.1f} GiB"
 
 
+def short_number(value: float) -> str:
+    """Seven or eight characters at most, so a metric tile shows it whole ("0.1365", "6.02e-5", "-0.09705",
+    "2.90e6"); the full value belongs in the tile's help."""
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def human_duration(seconds: float) -> str:
     """"under a second", "40 s", "12 min", "3.5 h": precision a rough estimate deserves."""
     if seconds < 1:

@@ -348,6 +348,11 @@ def _component_layout(g: nx.Graph, *, seed: int, iterations: int) -> dict[Hashab
     return pos
 
 
+def _unblocked_name(variables: Collection[Hashable]) -> str:
+    """Legend name of the variables no block claims: the slack encoding's budget variables, or others."""
+    return "slack variables" if all(str(v).startswith("slack") for v in variables) else "other variables"
+
+
 def problem_graph(
     bqm: dimod.BinaryQuadraticModel,
     *,
@@ -428,7 +433,7 @@ def problem_graph(
                         "color": colour(k),
                         "line": {"width": 0.5, "color": NEUTRAL},
                     },
-                    name=var_name(b) if b is not None else "variables",
+                    name=var_name(b) if b is not None else _unblocked_name(vs),
                     text=[hover(v, b) for v in vs],
                     customdata=[var_name(v) for v in vs],
                     hovertemplate="%{text}<extra></extra>",
@@ -483,8 +488,12 @@ def problem_graph(
             )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    return base_layout(
+    fig = base_layout(
         fig,
         f"{title}<br><sup>{bqm.num_variables} variables, {bqm.num_interactions} interactions</sup>",
         hovermode="closest",
+        # below the graph: beside it, the legend takes the width an equal-aspect graph needs
+        legend={"orientation": "h", "yanchor": "top", "y": 0, "x": 0},
     )
+    fig.update_layout(margin={"b": 110})
+    return fig
