@@ -35,6 +35,17 @@ KEPT = ("method", "log_scale", "options", "lambda_bits", "lambda_sparsity", "bud
         "ar_channel", "fp_sparsity", "fp_importance", "fp_mu", "fp_layer", "fp_refine", "fp_finetune")
 keep_widget(*KEPT)
 
+SOURCES = {
+    "mixed-precision": "“Is Quantum Optimization Ready? An Effort Towards Neural Network Compression using Adiabatic "
+                       "Quantum Computing” (2025); penalty and slack encodings as in A. Lucas, “Ising formulations of "
+                       "many NP problems”, Frontiers in Physics (2014).",
+    "adaround": "“Optimization of the quantization of dense neural networks from an exact QUBO formulation” (2025), "
+                "after AdaRound: M. Nagel et al., “Up or Down? Adaptive Rounding for Post-Training Quantization”, "
+                "ICML 2020.",
+    "filter-pruning": "“Neural Network Pruning via QUBO Optimization” (hybrid QUBO, 2026); Taylor importance after "
+                      "P. Molchanov et al., “Importance Estimation for Neural Network Pruning”, CVPR 2019.",
+}
+
 settings, results = st.columns([1, 2], gap="large")
 with settings:
     st.subheader("Settings")
@@ -43,6 +54,8 @@ with settings:
     remember_widgets("method")  # sections may return before they remember their own widgets
     if method in ("adaround", "filter-pruning"):
         log_scale = st.toggle("Symmetric log colours", value=True, key="log_scale")
+    if method in SOURCES:
+        st.caption(f"Sources: {SOURCES[method]}")
 forget_other_method(method)
 
 

@@ -240,7 +240,8 @@ def _multi_check_caption(report, what):
         descent = sum(r.get("rtn_descent_channels", 0) for r in layers)
         kept = sum(r.get("rtn_kept_channels", 0) for r in layers)
         return text + (f" Classical steps decided part of it: descent from round-to-nearest beat the sampler's best "
-                       f"read in {descent} of {channels} channels, and nothing beat round-to-nearest in {kept}.")
+                       f"read in {descent} of {channels} channels, and {kept} kept round-to-nearest because nothing "
+                       "beat it.")
     swaps = sum(r.get("polish_swaps", 0) for r in layers)
     return text + f" After the sampler, {swaps} 1-swap descent move{'s' if swaps != 1 else ''} improved the kept sets."
 

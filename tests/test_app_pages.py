@@ -90,6 +90,7 @@ def test_formulate_builds_qubo_and_sliders_update_it(app):
     app.switch_page("app_pages/formulate.py").run()
     ok(app)
     assert metrics(app)["Variables"] == "14"  # 3 units x 5 options, no prune for the classifier
+    assert any(c.value.startswith("Sources: “Is Quantum Optimization Ready?") for c in app.caption)
     first = app.session_state["formulation"]
     app.slider(key="lambda_bits").set_value(3.0).run()
     ok(app)
