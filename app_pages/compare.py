@@ -35,10 +35,17 @@ st.subheader(f"Runs ({len(table)})")
 selection = st.dataframe(
     table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
     column_config={
-        "gap_pct": st.column_config.NumberColumn("gap %", format="%.3f", help="Gap to the exact optimum."),
+        "gap_pct": st.column_config.NumberColumn(
+            "gap %", format="%.3f",
+            help="Gap of the best read to the exact optimum, in % of |optimum|: near a zero optimum even a small gap "
+                 "is a large percentage, so read it with the best and exact columns."),
         "p_optimum": st.column_config.NumberColumn("P(opt)", format="%.3f",
                                                    help="Probability per read of reaching the optimum."),
-        "tts99_s": st.column_config.NumberColumn("TTS99 (s)", format="%.4g"),
+        "tts99_s": st.column_config.NumberColumn(
+            "TTS99 (s)", format="%.4g",
+            help="Time to reach the optimum with 99% confidence: the sampling time per read on this machine times "
+                 "the reads needed. tabu searches for its timeout per read whatever the problem, so its TTS mostly "
+                 "reflects that setting."),
         "accuracy_after": st.column_config.NumberColumn("accuracy", format="%.4f"),
         "compression_ratio": st.column_config.NumberColumn("ratio", format="%.2f"),
         "best_energy": st.column_config.NumberColumn("best", format="%.6g"),
