@@ -66,11 +66,13 @@ st.caption("Select rows to compare them; without a selection the two newest runs
 
 reports = guarded(store.get_many, chosen_ids, action="Loading runs") or {}
 left, right = st.columns(2)
-per_subproblem = sorted(f"#{rid}" for rid, r in reports.items() if r.get("method") in MULTI_QUBO_METHODS)
+per_subproblem = sorted(rid for rid, r in reports.items() if r.get("method") in MULTI_QUBO_METHODS)
 if per_subproblem:
-    st.caption(f"Runs {', '.join(per_subproblem)} solve one QUBO per channel or layer and keep one best energy each, "
-               "not a distribution of reads, so they are left out of the energy charts: compare them against "
-               "their baselines below.")
+    which = ", ".join(f"#{rid}" for rid in per_subproblem)
+    st.caption(f"{'Runs' if len(per_subproblem) > 1 else 'Run'} {which} "
+               f"{'solve' if len(per_subproblem) > 1 else 'solves'} one QUBO per channel or layer and "
+               f"{'keep' if len(per_subproblem) > 1 else 'keeps'} one best energy each, not a distribution of reads, "
+               "so they are left out of the energy charts: compare them against their baselines below.")
 reports_with_reads = {rid: r for rid, r in reports.items() if r.get("method") not in MULTI_QUBO_METHODS}
 if reports_with_reads:
     reports = reports_with_reads

@@ -41,6 +41,8 @@ LAYER_COLUMNS = {
     "free_vars": ("free variables", "QUBO variables over all channels after clipping"),
     "error_qubo": ("error QUBO", "relative squared output error of the layer, QUBO rounding, on calibration data"),
     "error_rtn": ("error RTN", "the same for round-to-nearest"),
+    "error_relaxed": ("error AdaRound", "the same for AdaRound's continuous relaxation (classical baseline), rounding "
+                                        "the layers in order on its own inputs"),
     "ratio": ("error ratio", "error QUBO / error RTN"),
     "drift_qubo": ("drift QUBO", "relative error against the float network's output (earlier layers rounded too)"),
     "drift_rtn": ("drift RTN", "the same for round-to-nearest"),
@@ -289,7 +291,9 @@ def _show_multi(report):
         st.caption("Layer errors are measured on the calibration data the rounding was fitted to, and a lower error "
                    "does not always mean a higher accuracy: at 1 bit on digits-cnn the QUBO's errors are far lower "
                    "and its accuracy is lower (benchmarks/RESULTS.md). Try Scale = mse on Formulate too: min-max makes "
-                   "round-to-nearest weak at 2-3 bits.")
+                   "round-to-nearest weak at 2-3 bits. AdaRound's continuous relaxation minimises the same objective "
+                   "classically (20,000 Adam steps per layer), so it is the sampler's direct rival; its energy on "
+                   "the very channel problems solved here is in the run's report (baselines.adaround_relaxed).")
     else:
         importance = report["params"].get("importance", "taylor")
         st.caption(f"This run's QUBO uses {importance} importance. On the built-in digits-cnn the Taylor-importance "

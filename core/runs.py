@@ -95,11 +95,13 @@ def run_method(ws: Workspace, method: str, *, sampler: str = "sa", num_reads: in
               "sampler_config": sampler_config, "compute_exact": compute_exact,
               "latency_repeats": latency_repeats, "progress": progress}
     if method == "adaround":
-        from core.methods.adaround import run_adaround
+        from core.methods.adaround import RELAXATION_ITERATIONS, run_adaround
 
         return run_adaround(ws, bits=int(opts.get("bits", 4)), scale=opts.get("scale", "minmax"),
                             use_quantized_inputs=bool(opts.get("use_quantized_inputs", True)),
-                            layers=opts.get("layers"), **common)
+                            layers=opts.get("layers"),
+                            relaxation_iterations=opts.get("relaxation_iterations", RELAXATION_ITERATIONS),
+                            **common)
     if method == "filter-pruning":
         from core.methods.filter_pruning import run_filter_pruning
 
@@ -413,6 +415,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                     help="layers to quantize (default: every Conv2d/Linear layer); the others stay float")
     ar.add_argument("--float-inputs", action="store_true",
                     help="Gram matrices from the float network instead of the already-quantized one")
+    ar.add_argument("--relaxation-iterations", type=int, default=None, metavar="N",
+                    help="Adam steps of the AdaRound continuous-relaxation baseline (default 20000; 0 leaves it out)")
     fp = p.add_argument_group("filter-pruning (F2 hybrid QUBO)")
     fp.add_argument("--sparsity", type=float, default=0.5, help="fraction of filters removed per conv layer")
     fp.add_argument("--importance", default="taylor", choices=["taylor", "fisher", "l1"])
@@ -484,7 +488,9 @@ def _warn_if_long(ws: Workspace, layers: list[str] | None, num_reads: int, num_s
 def _run_multi_from_args(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     if args.method == "adaround":
         options: dict[str, Any] = {"bits": args.bits, "scale": args.scale, "layers": args.layers,
-                                   "use_quantized_inputs": not args.float_inputs}
+                                   "use_quantized_inputs": not args.float_inputs,
+                                   **({} if args.relaxation_iterations is None
+                                      else {"relaxation_iterations": args.relaxation_iterations})}
         _warn_if_long(ws, args.layers, args.reads, args.num_sweeps)
     elif args.method == "filter-pruning":
         options = {"sparsity": args.sparsity, "importance": args.importance, "mu": args.mu,

@@ -59,7 +59,8 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
                and f"beat the sampler's best read in {sum(r['rtn_descent_channels'] for r in layers)} of 58 channels"
                in c.value for c in app.caption)
     assert m["Accuracy"].endswith("%")
-    assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == ["QUBO", "round-to-nearest"]
+    assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == [
+        "QUBO", "round-to-nearest", "AdaRound (continuous relaxation)"]
     assert len(charts(app)) == 1  # per-layer error chart
     assert sum(c.value.startswith("Timing: build ") and " s (total " in c.value for c in app.caption) == 1
     assert report["run_id"] is not None and RunStore().get(report["run_id"]) is not None
@@ -71,7 +72,7 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     app.switch_page("app_pages/compare.py").run()
     ok(app)
     assert any("the QUBO and its baselines" in c.proto.spec for c in charts(app))
-    assert any(c.value.startswith(f"Runs #{report['run_id']} solve one QUBO per channel or layer") for c in app.caption)
+    assert any(c.value.startswith(f"Run #{report['run_id']} solves one QUBO per channel or layer") for c in app.caption)
     assert not any("Energy of all reads" in c.proto.spec for c in charts(app))  # no reads to plot
     assert app.dataframe[0].value["setting"].tolist() == ["2 bits, minmax"]
 

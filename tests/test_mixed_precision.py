@@ -241,6 +241,24 @@ def test_the_capacity_qubo_leaves_a_margin_to_the_over_budget_states():
     assert runner_up - energies[best] > 1e-2 * energies[best] and over - energies[best] > 1e-2 * energies[best]
 
 
+@pytest.mark.parametrize(("seed", "ratio", "lambda_sparsity"), [(5, 0.08, 0.5), (6, 0.4, 0.0)])
+def test_a_narrow_optimal_interval_is_still_entered(seed, ratio, lambda_sparsity):
+    """Intervals 0.2-0.6% wide: a 1% tolerance on lambda itself left lambda on the breakpoint."""
+    problem = random_problem(4 + seed % 6, "prune,2,4,8,keep", seed=seed)
+    f = formulate_mixed_precision(problem, lambda_bits=0.0, lambda_sparsity=lambda_sparsity, budget_ratio=ratio)
+    start = f.params["capacity_breakpoint"]
+    assert start * 1.0005 < f.tables["lambda_bits"] < start * 1.01
+    assert exact_reference(f)["decision"].details["size_bits"] <= f.tables["budget_bits"]
+
+
+def test_a_tie_at_lambda_zero_does_not_leave_lambda_at_a_float_tie():
+    problem = MixedPrecisionProblem(["a", "b"], [1000, 1000], [["keep", "8"], ["keep", "8"]],
+                                    [[0.0, 0.0], [0.0, 0.5]], [[32000, 8000], [32000, 8000]], [[1000, 1000]] * 2)
+    f = formulate_mixed_precision(problem, lambda_bits=0.0, budget_bits=40000)
+    assert f.params["capacity_breakpoint"] < 1e-15 < 1e-5 < f.tables["lambda_bits"]
+    assert exact_reference(f)["decision"].choices == {"a": 8, "b": "keep"}
+
+
 def test_budget_already_met_keeps_lambda_and_impossible_budget_is_refused():
     problem = random_problem(4, seed=2)
     f = formulate_mixed_precision(problem, lambda_bits=0.5, budget_ratio=1.0)

@@ -715,3 +715,4 @@ def test_short_number_examples():
 
     assert [short_number(v) for v in (0.136512, 6.01711e-05, -0.0970499, 0.0, 12345.6, 2.9e6)] == [
         "0.1365", "6.02e-5", "-0.09705", "0", "1.23e4", "2.90e6"]
+    assert [short_number(v) for v in (9999.5, 0.00099996, math.inf, math.nan)] == ["1.00e4", "0.001", "inf", "nan"]

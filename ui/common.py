@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -75,8 +76,11 @@ def human_bits(bits: float) -> str:
 def short_number(value: float) -> str:
     """Seven or eight characters at most, so a metric tile shows it whole ("0.1365", "6.02e-5", "-0.09705",
     "2.90e6"); the full value belongs in the tile's help."""
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.4g}"
+    if not math.isfinite(value):
+        return str(value)
+    text = f"{value:.4g}"
+    if "e" not in text:
+        return text
     mantissa, exponent = f"{value:.2e}".split("e")
     return f"{mantissa}e{int(exponent)}"
 

@@ -345,27 +345,31 @@ def _inside_interval(solve_at: Callable[[float], list[int]], fits_from: float, *
     digits-cnn), so samplers return over-budget reads about as often as not. The optimum's energy is
     linear in lambda and the lowest energy concave, so the optimum stays the same decision over an
     interval; its middle gives both neighbours a clear margin and the same decision. The interval's end
-    is found to 1% by doubling then bisection, on exact solves only (with a heuristic sampler a changed
+    is found to 1% of its width by doubling then bisection, on exact solves only (with a heuristic sampler a changed
     decision may be noise: then just 1e-4 past the breakpoint)."""
     decision = solve_at(fits_from)
+
+    def bumped() -> float:
+        step = fits_from * (1 + 1e-4)
+        return step if solve_at(step) == decision else fits_from
+
     if not exact:
-        bumped = fits_from * (1 + 1e-4)
-        return bumped if solve_at(bumped) == decision else fits_from
+        return bumped()
     same, other = fits_from, None
-    for _ in range(8):  # up to 256x
+    for _ in range(64):  # far enough for a breakpoint found just above a tie at lambda 0
         if solve_at(2.0 * same) != decision:
             other = 2.0 * same
             break
         same *= 2.0
-    if other is None:  # the decision holds however large lambda grows: a margin of 2x is plenty
-        return 2.0 * fits_from
-    while other - same > 0.01 * other:
+    if other is None:  # it holds as far as searched: go well in, but not so far the size term swamps the rest
+        return 0.5 * (fits_from + min(same, 256.0 * max(fits_from, 1e-6)))
+    while other - same > 0.01 * (other - fits_from):  # 1% of the interval, however narrow
         mid = 0.5 * (same + other)
         if solve_at(mid) == decision:
             same = mid
         else:
             other = mid
-    return 0.5 * (fits_from + same)
+    return 0.5 * (fits_from + same) if same > fits_from else bumped()
 
 
 def resolve_budget(problem: MixedPrecisionProblem, budget_bits: float | None, budget_ratio: float | None) -> int | None:

@@ -24,6 +24,10 @@ Report fields specific to this method:
   that were).
 * ``baselines.rtn``: RTN's accuracy, size and per-layer errors; ``layers[]``:
   the engine's per-layer table (error_qubo, error_rtn, ratio, ...).
+* ``baselines.adaround_relaxed``: AdaRound's continuous relaxation, the
+  classical solver of the same objective: ``energies[]`` on the very channel
+  problems of ``energies[]`` (same Gram matrices), and the accuracy and
+  per-layer errors of a model it rounds in order.
 """
 
 from __future__ import annotations
@@ -37,11 +41,14 @@ import dimod
 import numpy as np
 from torch import nn
 
+from core.compress.relaxed_rounding import relaxed_rounding, relaxed_rounding_model
 from core.errors import InvalidInputError
+from core.evaluate.metrics import accuracy_and_loss
 from core.formulations.adaround import (
     _collect_grams,
     _rtn_assignment,
     channel_formulation,
+    layer_errors,
     layer_inputs,
     layer_problem,
     quantize_model_adaround,
@@ -53,6 +60,8 @@ from core.store.analysis import reaches_optimum
 
 METHOD = "adaround"
 EXACT_MAX_FREE = 16
+#: Adam steps of the AdaRound-relaxation baseline (BRECQ's 20k; full-batch exact gradients here)
+RELAXATION_ITERATIONS = 20_000
 #: sa coupler updates per second on channel QUBOs here, a little under the slowest measured (``python -m
 #: benchmarks.adaround --sa-rate``: 5.5e8 on large layers, up to 1.7e9 on small ones). Large layers also spend a
 #: few seconds per channel building and starting each QUBO, which the estimate leaves out.
@@ -188,18 +197,27 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
                  seed: int = 0, sampler_params: Mapping[str, Any] | None = None,
                  sampler_config: Mapping[str, Any] | None = None, use_quantized_inputs: bool = True,
                  compute_exact: bool = True, latency_repeats: int = 20, layers: Sequence[str] | None = None,
+                 relaxation_iterations: int = RELAXATION_ITERATIONS,
                  progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """Quantize ``layers`` (default: every Conv2d/Linear; the others stay
     float), evaluate and report; returns (report, representative BQM).
 
     With a QPU-like sampler every channel QUBO is fully connected, so channels
     are batched up to the largest clique the qubit graph holds and each batch
-    is clique-embedded; a layer with larger channels is refused up front."""
+    is clique-embedded; a layer with larger channels is refused up front.
+
+    ``relaxation_iterations`` > 0 adds AdaRound's continuous relaxation as a classical baseline
+    (:mod:`core.compress.relaxed_rounding`): on the very channel problems the sampler solved (energies),
+    and as a model rounded in order by it (accuracy); 0 leaves it out."""
     from core.evaluate import size_bits
     from core.runs import evaluate_pair
 
     t_start = time.perf_counter()
     num_reads = check_reads(num_reads)
+    if isinstance(relaxation_iterations, bool) or not isinstance(relaxation_iterations, int) \
+            or relaxation_iterations < 0:
+        raise InvalidInputError(f"relaxation_iterations must be a whole number of at least 0, not "
+                                f"{relaxation_iterations!r}.")
     report_progress = progress or (lambda _f, _m: None)
     solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params, dense=True)
     t0 = time.perf_counter()
@@ -218,6 +236,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     grams = _collect_grams(source, names, ws.calibration.images, 256)
     energies: list[float] = []
     rtn_energies: list[float] = []
+    relaxed_energies: list[float] = []
     sample: dict[str, list[list[int]]] = {}
     exact_rows: list[dict[str, Any]] = []
     total_vars = total_inter = subproblems = 0
@@ -232,6 +251,9 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         e_rtn = problem.energies(_rtn_assignment(problem, layer))
         energies += e.tolist()
         rtn_energies += e_rtn.tolist()
+        if relaxation_iterations:
+            v_relaxed = relaxed_rounding(problem, len(ws.calibration), iterations=relaxation_iterations)
+            relaxed_energies += problem.energies(v_relaxed).tolist()
         sample[n] = v.astype(int).tolist()
         free = (problem.step > 0).sum(axis=1)
         total_vars += int(free.sum())
@@ -257,6 +279,35 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     metrics = evaluate_pair(ws, result.model, size_after, latency_repeats=latency_repeats)
     rtn_acc = (result.accuracy or {}).get("rtn")
     evaluate_s = time.perf_counter() - t2
+    baselines = {"rtn": {
+        "label": "round-to-nearest",
+        "accuracy": rtn_acc,
+        "size_bits": size_after,
+        "compression_ratio": ratio(metrics["size_bits_before"], size_after),
+        "energy": float(sum(rtn_energies)),
+        "energies": rtn_energies,
+        "layers": [{"layer": r.layer, "error": r.error_rtn, "drift": r.drift_rtn} for r in result.layers],
+    }}
+    layer_rows = result.table()
+    if relaxation_iterations:
+        report_progress(0.95, "AdaRound's continuous relaxation (classical baseline)")
+        t3 = time.perf_counter()
+        relaxed = relaxed_rounding_model(ws.model, ws.calibration, bits=result.bits, scale=result.scale,
+                                         layers=names, iterations=relaxation_iterations)
+        errors = layer_errors(relaxed, ws.model, ws.calibration.images, names)
+        baselines["adaround_relaxed"] = {
+            "label": "AdaRound (continuous relaxation)",
+            "accuracy": accuracy_and_loss(relaxed, ws.data).accuracy,
+            "size_bits": size_after,
+            "compression_ratio": ratio(metrics["size_bits_before"], size_after),
+            "energy": float(sum(relaxed_energies)),
+            "energies": relaxed_energies,
+            "iterations": relaxation_iterations,
+            "time_s": time.perf_counter() - t3,
+            "layers": [{"layer": n, **errors[n]} for n in names],
+        }
+        for row in layer_rows:
+            row["error_relaxed"] = errors[row["layer"]]["error"]
 
     rep = channel_problem(ws, names[0], 0, bits=result.bits, scale=result.scale)
     bqm = rep.bqm
@@ -300,16 +351,8 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
                 "sample_s": solver.sample_s, "evaluate_s": evaluate_s, "quantize_s": quantize_s,
                 "solve_s": float(sum(r.solve_s for r in result.layers)), "measure_s": measure_s,
                 "total_s": time.perf_counter() - t_start},
-        baselines={"rtn": {
-            "label": "round-to-nearest",
-            "accuracy": rtn_acc,
-            "size_bits": size_after,
-            "compression_ratio": ratio(metrics["size_bits_before"], size_after),
-            "energy": float(sum(rtn_energies)),
-            "energies": rtn_energies,
-            "layers": [{"layer": r.layer, "error": r.error_rtn, "drift": r.drift_rtn} for r in result.layers],
-        }},
-        layers=result.table(),
+        baselines=baselines,
+        layers=layer_rows,
         bqm_subproblem={"index": 0, "layer": names[0], "channel": 0, "num_variables": bqm.num_variables,
                         "num_interactions": bqm.num_interactions,
                         "note": "the first layer's output channel 0 (its inputs are the model inputs, so it is "

@@ -396,7 +396,7 @@ class RunStore:
                 return
             except StoreError as exc:
                 # two processes creating the same table (or column) at once: the loser retries
-                if attempt == 2 or not any(w in str(exc.__cause__) for w in ("already exists", "duplicate column")):
+                if attempt == 2 or not any(w in str(exc.__cause__).lower() for w in ("already exists", "duplicate column")):
                     raise
 
     def _add_missing_columns(self) -> None:
@@ -404,10 +404,12 @@ class RunStore:
         :meth:`_refresh_derived`)."""
         present = {c["name"] for c in sa.inspect(self.engine).get_columns(RunRecord.__tablename__)}
         missing = [c for c in RunRecord.__table__.columns if c.name not in present]
+        quote = self.engine.dialect.identifier_preparer
         with self.engine.begin() as conn:
-            for column in missing:
+            for column in missing:  # plain ADD (no COLUMN keyword) is what every dialect accepts
                 kind = column.type.compile(dialect=self.engine.dialect)
-                conn.execute(sa.text(f'ALTER TABLE {RunRecord.__tablename__} ADD COLUMN "{column.name}" {kind}'))
+                conn.execute(sa.text(f"ALTER TABLE {quote.format_table(RunRecord.__table__)} "
+                                     f"ADD {quote.format_column(column)} {kind}"))
 
     def _refresh_derived(self, batch: int = 50) -> None:
         """Recompute the derived columns of runs saved under older rules (once per history).

@@ -16,7 +16,8 @@ from core.viz._common import base_layout, colour, empty_figure
 
 def layer_error_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "Output error per layer") -> go.Figure:
     """Grouped bars of the relative output error per layer, QUBO rounding vs
-    round-to-nearest; ``rows`` are adaround's ``layers[]`` (``layer``,
+    round-to-nearest (and AdaRound's continuous relaxation where every row has
+    ``error_relaxed``); ``rows`` are adaround's ``layers[]`` (``layer``,
     ``error_qubo``, ``error_rtn``). The y axis is linear from zero, so bar heights compare honestly, unless the
     errors span more than two decades (then logarithmic, and the title says so)."""
     if not rows:
@@ -35,6 +36,11 @@ def layer_error_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "Output 
     fig.add_bar(name="round-to-nearest", x=layers, y=rtn, marker_color=colour(1),
                 hovertemplate="%{x}<br>RTN error %{y:.3g}<extra></extra>")
     values = qubo + rtn
+    if all(isinstance(r.get("error_relaxed"), (int, float)) for r in rows):
+        relaxed = [float(r["error_relaxed"]) for r in rows]
+        fig.add_bar(name="AdaRound (continuous relaxation)", x=layers, y=relaxed, marker_color=colour(2),
+                    hovertemplate="%{x}<br>AdaRound relaxation error %{y:.3g}<extra></extra>")
+        values += relaxed
     log = min(values) > 0 and max(values) / min(values) > 100
     return base_layout(fig, title + (" (log scale)" if log else ""), barmode="group", xaxis_title="layer",
                        yaxis={"title": "relative squared output error", "type": "log" if log else "linear"})
