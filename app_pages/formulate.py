@@ -6,7 +6,13 @@ import streamlit as st
 
 from core.formulations.filter_pruning import DEFAULT_MU
 from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION, slack_budget
-from core.methods.adaround import DEFAULT_LAYERS_BUDGET_S, default_layers, quantizable_layers, workload
+from core.methods.adaround import (
+    DEFAULT_LAYERS_BUDGET_S,
+    RELAXATION_ITERATIONS,
+    default_layers,
+    quantizable_layers,
+    workload,
+)
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
 from core.viz import kept_filters_map, layer_error_bars, qubo_heatmap
@@ -32,7 +38,7 @@ page_intro(
 ws = require_workspace()
 KEPT = ("method", "log_scale", "options", "lambda_bits", "lambda_sparsity", "budget_mode", "budget_ratio",
         "budget_encoding", "groups", "pairwise", "sensitivity", "ar_bits", "ar_scale", "ar_layers", "ar_layer",
-        "ar_channel", "fp_sparsity", "fp_importance", "fp_mu", "fp_layer", "fp_refine", "fp_finetune")
+        "ar_channel", "ar_relaxation", "fp_sparsity", "fp_importance", "fp_mu", "fp_layer", "fp_refine", "fp_finetune")
 keep_widget(*KEPT)
 
 SOURCES = {
@@ -102,6 +108,10 @@ def adaround_section() -> None:
         if not quantized:
             st.warning("Choose at least one layer to quantize.", icon=":material/warning:")
         workload_note(quantized, len(names) - len(defaults))
+        relaxation = st.toggle("Compare with AdaRound's continuous relaxation", value=True, key="ar_relaxation",
+                               help="The classical solver of the same objective (Nagel et al. 2020), run after the "
+                                    f"sampler: {RELAXATION_ITERATIONS:,} Adam steps per layer, twice (on the sampler's "
+                                    "channel problems, and rounding its own model), a few seconds per small layer.")
         layer = st.selectbox("Layer", names, key="ar_layer", help="The layer whose channel QUBO is shown.")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:
@@ -109,7 +119,8 @@ def adaround_section() -> None:
         channel = st.selectbox("Output channel", list(range(out_channels)), key="ar_channel")
     remember_widgets(*KEPT)
     st.session_state["method_options"] = {
-        "method": method, "options": {"bits": bits, "scale": scale, "layers": quantized},
+        "method": method, "options": {"bits": bits, "scale": scale, "layers": quantized,
+                                      "relaxation_iterations": RELAXATION_ITERATIONS if relaxation else 0},
     }
     with results:
         formulation = guarded(formulation_for, ws, method,

@@ -64,6 +64,23 @@ def test_adaround_run_report_and_rtn_baseline(tmp_path):
     for row in exact["subproblems"]:
         assert row["best"] >= row["energy"] - 1e-9
     assert report["best"]["decision"]["conv1"]["bits"] == 3
+    # AdaRound's continuous relaxation: on the very channel problems, never below their exact optimum
+    relaxed = report["baselines"]["adaround_relaxed"]
+    assert len(relaxed["energies"]) == len(report["energies"]) and relaxed["iterations"] == 20_000
+    for row in exact["subproblems"][:16]:  # conv1's channels come first
+        assert relaxed["energies"][row["channel"]] >= row["energy"] - 1e-9
+    assert relaxed["size_bits"] == m["size_bits_after"] and 0 <= relaxed["accuracy"] <= 1
+    assert [r["layer"] for r in relaxed["layers"]] == ["conv1", "conv2", "fc"]
+    assert all(row["error_relaxed"] == r["error"] for row, r in zip(report["layers"], relaxed["layers"], strict=True))
+
+
+def test_adaround_without_the_relaxation_baseline_and_a_bad_count(tmp_path, capsys):
+    report, _ = _run(tmp_path, "--method", "adaround", "--bits", "2", "--reads", "1", "--layers", "conv1",
+                     "--relaxation-iterations", "0")
+    assert set(report["baselines"]) == {"rtn"} and "error_relaxed" not in report["layers"][0]
+    assert main(["run", "--model", "digits-cnn", "--method", "adaround", "--layers", "conv1",
+                 "--relaxation-iterations", "-1", "--out", str(tmp_path / "x.json")]) != 0
+    assert "relaxation_iterations must be a whole number of at least 0" in capsys.readouterr().err
 
 
 def test_filter_pruning_run_report_and_baselines(tmp_path):
