@@ -15,11 +15,13 @@ the issue's targets:
 
     python -m benchmarks.adaround [--models digits-cnn digits-mlp] [--bits 8 7 ... 1]
         [--scale minmax|mse] [--num-reads 4] [--num-sweeps 1000] [--calib 512]
-        [--sampler mock-qpu-pegasus --layers conv1 conv2]
+        [--sampler mock-qpu-pegasus --layers conv1 conv2] [--relaxation-iterations 20000]
 
 ``--sampler`` takes any registry sampler instead of plain simulated annealing
 (QPU-like ones get the clique-capacity batching of the app and CLI);
-``--layers`` quantizes only those layers (the rest stay float).
+``--layers`` quantizes only those layers (the rest stay float). The classical
+AdaRound continuous relaxation (:mod:`core.compress.relaxed_rounding`) is run
+alongside on the same calibration data (``--relaxation-iterations 0`` skips it).
 
 ``--sa-rate`` instead checks the app's layer-time estimate
 (:meth:`core.methods.adaround.LayerSize.sa_seconds`) against sa's measured
@@ -34,8 +36,11 @@ import time
 
 import torch
 
+from core.compress.relaxed_rounding import relaxed_rounding_model
 from core.data import digits_split
-from core.formulations.adaround import AdaroundResult, quantize_model_adaround
+from core.evaluate.metrics import accuracy_and_loss
+from core.formulations.adaround import AdaroundResult, layer_errors, quantize_model_adaround
+from core.methods.adaround import RELAXATION_ITERATIONS
 from core.methods.common import RegistrySampler
 from core.models import load_model
 
@@ -65,6 +70,7 @@ def run(
     eval_split: str = "test",
     sampler: str | None = None,
     layers: list[str] | None = None,
+    relaxation_iterations: int = RELAXATION_ITERATIONS,
 ) -> dict[tuple[str, int], AdaroundResult]:
     split = digits_split()
     evald = split.val if eval_split == "val" else split.test
@@ -97,6 +103,17 @@ def run(
                 "rtn": _agreement(res.rtn_model, model, evald.images),
                 "qubo": _agreement(res.model, model, evald.images),
             }
+            if relaxation_iterations:
+                t0 = time.perf_counter()
+                relaxed = relaxed_rounding_model(model, calib, bits=bits, scale=scale, layers=layers,
+                                                 iterations=relaxation_iterations)
+                names = [r.layer for r in res.layers]
+                res.params["relaxed"] = {
+                    "accuracy": accuracy_and_loss(relaxed, evald).accuracy,
+                    "agree": _agreement(relaxed, model, evald.images),
+                    "errors": {n: e["error"] for n, e in layer_errors(relaxed, model, calib.images, names).items()},
+                    "time_s": time.perf_counter() - t0,
+                }
     return results
 
 
@@ -104,10 +121,10 @@ def report(results: dict[tuple[str, int], AdaroundResult]) -> tuple[str, list[st
     failures: list[str] = []
     lines = [
         (
-            "| model | bits | acc float | acc RTN | acc QUBO | agree float RTN | agree float QUBO "
-            "| worst layer err ratio | quantize s | targets |"
+            "| model | bits | acc float | acc RTN | acc QUBO | acc AdaRound | agree float RTN | agree float QUBO "
+            "| agree float AdaRound | worst layer err ratio | quantize s | AdaRound s | targets |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (name, bits), res in results.items():
         acc = res.accuracy or {}
@@ -121,23 +138,29 @@ def report(results: dict[tuple[str, int], AdaroundResult]) -> tuple[str, list[st
         if name == "digits-cnn" and bits == 3 and res.timing["quantize_s"] > TIME_TARGET_S:
             notes.append(f"> {TIME_TARGET_S:.0f} s")
         failures += [f"{name} {bits} bits: {n}" for n in notes]
+        relaxed = res.params.get("relaxed")
+        rel = (f"{relaxed['accuracy']:.4f}", f"{relaxed['agree']:.4f}", f"{relaxed['time_s']:.1f}") if relaxed \
+            else ("-", "-", "-")
         lines.append(
-            f"| {name} | {bits} | {acc['float']:.4f} | {acc['rtn']:.4f} | {acc['qubo']:.4f} | "
-            f"{agree['rtn']:.4f} | {agree['qubo']:.4f} | {worst:.3f} | {res.timing['quantize_s']:.1f} | {'; '.join(notes) or 'ok'} |"
+            f"| {name} | {bits} | {acc['float']:.4f} | {acc['rtn']:.4f} | {acc['qubo']:.4f} | {rel[0]} | "
+            f"{agree['rtn']:.4f} | {agree['qubo']:.4f} | {rel[1]} | {worst:.3f} | {res.timing['quantize_s']:.1f} | "
+            f"{rel[2]} | {'; '.join(notes) or 'ok'} |"
         )
     lines += [
         "",
         (
-            "| model | bits | layer | out | f | vars (free) | rel err RTN | rel err QUBO | ratio | "
+            "| model | bits | layer | out | f | vars (free) | rel err RTN | rel err QUBO | ratio | rel err AdaRound | "
             "drift RTN | drift QUBO | RTN-descent wins | safeguard kept RTN | solve s |"
         ),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (name, bits), res in results.items():
+        relaxed_errors = (res.params.get("relaxed") or {}).get("errors", {})
         for r in res.layers:
+            relaxed_error = f"{relaxed_errors[r.layer]:.3e}" if r.layer in relaxed_errors else "-"
             lines.append(
                 f"| {name} | {bits} | {r.layer} | {r.out_channels} | {r.f} | {r.qubo_vars} ({r.free_vars}) | "
-                f"{r.error_rtn:.3e} | {r.error_qubo:.3e} | {r.ratio:.3f} | {r.drift_rtn:.3e} | "
+                f"{r.error_rtn:.3e} | {r.error_qubo:.3e} | {r.ratio:.3f} | {relaxed_error} | {r.drift_rtn:.3e} | "
                 f"{r.drift_qubo:.3e} | {r.rtn_descent_channels}/{r.out_channels} | "
                 f"{'yes' if r.safeguard_rtn else 'no'} | {r.solve_s:.1f} |"
             )
@@ -199,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler", default=None, help="a registry sampler instead of plain simulated annealing")
     parser.add_argument("--layers", nargs="+", default=None, help="quantize only these layers (the rest stay float)")
     parser.add_argument("--sa-rate", action="store_true", help="measure sa's throughput (the app's time estimate)")
+    parser.add_argument("--relaxation-iterations", type=int, default=RELAXATION_ITERATIONS,
+                        help="Adam steps of the AdaRound continuous-relaxation baseline (0 leaves it out)")
     args = parser.parse_args(argv)
     if args.sa_rate:
         torch.set_num_threads(1)
@@ -219,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_split=args.eval_split,
         sampler=args.sampler,
         layers=args.layers,
+        relaxation_iterations=args.relaxation_iterations,
     )
     table, failures = report(results)
     print(
