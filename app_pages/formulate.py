@@ -74,11 +74,14 @@ def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str 
         column.metric(label, value, help=help_text)
 
 
-def workload_note(quantized: list[str], left_out: int) -> None:
-    """Roughly how long sa samples the chosen layers: a caption, or a warning when it is long."""
+def workload_note(quantized: list[str], left_out: int, *, relaxation: bool) -> None:
+    """Roughly how long sa samples the chosen layers (and the relaxation baseline takes): a caption, or a
+    warning when it is long."""
     load = workload(ws.model, quantized)
+    baseline = (f", and roughly {human_duration(load.relaxation_seconds())} for the AdaRound-relaxation baseline"
+                if relaxation else "")
     estimate = (f"{len(load.sizes)} layer(s), {load.couplers:,} couplers over their channel QUBOs: roughly "
-                f"{human_duration(load.seconds)} of sa sampling at 4 reads on this machine.")
+                f"{human_duration(load.seconds)} of sa sampling at 4 reads on this machine{baseline}.")
     if load.is_long and load.largest is not None:
         big = load.largest
         st.warning(f"{estimate} The largest is {big.layer} ({big.channels} channels x {big.weights_per_channel} "
@@ -107,11 +110,11 @@ def adaround_section() -> None:
                                         "weights per output channel need a classical sampler.")
         if not quantized:
             st.warning("Choose at least one layer to quantize.", icon=":material/warning:")
-        workload_note(quantized, len(names) - len(defaults))
         relaxation = st.toggle("Compare with AdaRound's continuous relaxation", value=True, key="ar_relaxation",
                                help="The classical solver of the same objective (Nagel et al. 2020), run after the "
                                     f"sampler: {RELAXATION_ITERATIONS:,} Adam steps per layer, twice (on the sampler's "
-                                    "channel problems, and rounding its own model), a few seconds per small layer.")
+                                    "channel problems, and rounding its own model).")
+        workload_note(quantized, len(names) - len(defaults), relaxation=relaxation)
         layer = st.selectbox("Layer", names, key="ar_layer", help="The layer whose channel QUBO is shown.")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:

@@ -98,7 +98,8 @@ def _sampler_params():
 
 def _estimate_caption(reads: int) -> None:
     """Roughly how long sa samples the adaround layers chosen on Formulate, at the chosen reads and sweeps."""
-    layers = (st.session_state.get("method_options") or {}).get("options", {}).get("layers")
+    options = (st.session_state.get("method_options") or {}).get("options", {})
+    layers = options.get("layers")
     if not layers:
         return
     try:
@@ -106,8 +107,11 @@ def _estimate_caption(reads: int) -> None:
         load = workload(ws.model, layers, num_reads=reads, num_sweeps=sweeps)
     except InvalidInputError:
         return  # a bad value is reported when Run is pressed
+    iterations = options.get("relaxation_iterations") or 0
+    baseline = (f", then roughly {human_duration(load.relaxation_seconds(iterations))} for the AdaRound-relaxation "
+                "baseline" if iterations else "")
     st.caption(f"Roughly {human_duration(load.seconds)} of sampling for the {len(layers)} chosen layer(s) "
-               f"at {reads} reads x {sweeps} sweeps (estimate for this machine).")
+               f"at {reads} reads x {sweeps} sweeps{baseline} (estimates for this machine).")
 
 
 ws = require_workspace()

@@ -13,6 +13,7 @@ from core.formulations.adaround import _anneals_as_given
 from core.methods.adaround import (
     DEFAULT_LAYERS_BUDGET_S,
     LONG_RUN_S,
+    RELAXATION_STEP_S,
     SA_COUPLER_UPDATES_PER_S,
     default_layers,
     layer_sizes,
@@ -30,6 +31,9 @@ def test_layer_sizes_count_the_weights_of_one_output_channel():
     assert [(s.layer, s.channels, s.weights_per_channel) for s in sizes] == [("0", 8, 27), ("1", 4, 4), ("3", 5, 16)]
     assert sizes[0].couplers == 8 * 27 * 26 // 2
     assert sizes[2].sa_seconds(num_reads=2, num_sweeps=10) == pytest.approx(5 * 120 * 20 / SA_COUPLER_UPDATES_PER_S)
+    fixed, per_weight, per_product = RELAXATION_STEP_S
+    assert sizes[2].relaxation_seconds(100) == pytest.approx(100 * (fixed + per_weight * 80 + per_product * 80 * 16))
+    assert workload(model, ["3"]).relaxation_seconds(100) == pytest.approx(2 * sizes[2].relaxation_seconds(100))
 
 
 @given(st.lists(st.tuples(st.integers(1, 64), st.integers(1, 3000)), min_size=1, max_size=12),

@@ -38,6 +38,8 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert any(c.value.startswith("QUBO shown: 8 variables") for c in app.sidebar.caption)  # the sidebar follows
     assert app.session_state["formulation"].method == "adaround"
     assert len(charts(app)) == 1  # the heatmap; the error chart needs a run
+    assert any("of sa sampling at 4 reads on this machine, and roughly " in c.value
+               and c.value.endswith("for the AdaRound-relaxation baseline.") for c in app.caption)
     app.slider(key="ar_bits").set_value(2).run()
     app.selectbox(key="ar_layer").set_value("conv2").run()
     app.selectbox(key="ar_channel").set_value(3).run()
@@ -46,8 +48,8 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     assert (f.params["layer"], f.params["channel"], f.params["bits"]) == ("conv2", 3, 2)
 
     app.switch_page("app_pages/solve.py").run()
-    assert any(c.value.startswith("Roughly ") and "for the 3 chosen layer(s) at 4 reads x 1000 sweeps" in c.value
-               for c in app.caption)
+    assert any(c.value.startswith("Roughly ") and "for the 3 chosen layer(s) at 4 reads x 1000 sweeps, then roughly "
+               in c.value and "for the AdaRound-relaxation baseline" in c.value for c in app.caption)
     run_on_solve(app, "sa", "adaround", reads=2)
     report = app.session_state["last_report"]
     assert report["method"] == "adaround" and report["params"]["bits"] == 2

@@ -66,6 +66,9 @@ RELAXATION_ITERATIONS = 20_000
 #: benchmarks.adaround --sa-rate``: 5.5e8 on large layers, up to 1.7e9 on small ones). Large layers also spend a
 #: few seconds per channel building and starting each QUBO, which the estimate leaves out.
 SA_COUPLER_UPDATES_PER_S = 5e8
+#: seconds per Adam step of the relaxation: fixed + per weight + per Gram product (out x f^2), fitted to
+#: timings of 16x9 to 128x1152 layers here (0.025-5.6 ms per step)
+RELAXATION_STEP_S = (3e-5, 1e-8, 2.5e-11)
 #: estimated sa seconds of the layers the app quantizes by default (see default_layers)
 DEFAULT_LAYERS_BUDGET_S = 60.0
 #: above this estimate the app warns and the command line prints a note before the run
@@ -102,6 +105,12 @@ class LayerSize:
         """Rough sa sampling time on this project's machine: every read visits every coupler once a sweep."""
         return self.couplers * num_reads * num_sweeps / SA_COUPLER_UPDATES_PER_S
 
+    def relaxation_seconds(self, iterations: int = RELAXATION_ITERATIONS) -> float:
+        """Rough time of one pass of AdaRound's relaxation over this layer on this machine."""
+        fixed, per_weight, per_product = RELAXATION_STEP_S
+        weights = self.channels * self.weights_per_channel
+        return iterations * (fixed + per_weight * weights + per_product * weights * self.weights_per_channel)
+
 
 def layer_sizes(model: nn.Module) -> list[LayerSize]:
     """:class:`LayerSize` of every quantizable layer, in order (no data needed)."""
@@ -128,6 +137,11 @@ class Workload:
     def seconds(self) -> float:
         """Estimated sa sampling time (:meth:`LayerSize.sa_seconds` summed)."""
         return sum(s.sa_seconds(self.num_reads, self.num_sweeps) for s in self.sizes)
+
+    def relaxation_seconds(self, iterations: int = RELAXATION_ITERATIONS) -> float:
+        """Estimated time of the AdaRound-relaxation baseline: two passes per layer (on the sampler's
+        channel problems, and rounding its own model)."""
+        return 2 * sum(s.relaxation_seconds(iterations) for s in self.sizes)
 
     @property
     def largest(self) -> LayerSize | None:
