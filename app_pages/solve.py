@@ -245,9 +245,16 @@ def _multi_check_caption(report, what):
         channels = sum(r.get("out_channels", 0) for r in layers)
         descent = sum(r.get("rtn_descent_channels", 0) for r in layers)
         kept = sum(r.get("rtn_kept_channels", 0) for r in layers)
-        return text + (f" Classical steps decided part of it: descent from round-to-nearest beat the sampler's best "
-                       f"read in {descent} of {channels} channels, and {kept} kept round-to-nearest because nothing "
-                       "beat it.")
+        text += (f" Classical steps decided part of it: descent from round-to-nearest beat the sampler's best "
+                 f"read in {descent} of {channels} channels, and {kept} kept round-to-nearest because nothing "
+                 "beat it.")
+        relaxed = (report.get("baselines") or {}).get("adaround_relaxed")
+        if relaxed and len(relaxed.get("energies", [])) == len(report.get("energies", [])):
+            ours, theirs = report["energies"], relaxed["energies"]
+            lower = sum(t < o * (1 - 1e-9) for o, t in zip(ours, theirs, strict=True))
+            text += (f" On the same channel problems AdaRound's relaxation totals {short_number(relaxed['energy'])} "
+                     f"against {short_number(sum(ours))} here, and is lower on {lower} of {len(ours)} channels.")
+        return text
     swaps = sum(r.get("polish_swaps", 0) for r in layers)
     return text + f" After the sampler, {swaps} 1-swap descent move{'s' if swaps != 1 else ''} improved the kept sets."
 

@@ -59,7 +59,8 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
     layers = report["layers"]
     assert any(c.value.startswith("Checked exactly: 16 of 58 channels (the rest are too large to solve exactly)")
                and f"beat the sampler's best read in {sum(r['rtn_descent_channels'] for r in layers)} of 58 channels"
-               in c.value for c in app.caption)
+               in c.value and "On the same channel problems AdaRound's relaxation totals " in c.value
+               for c in app.caption)
     assert m["Accuracy"].endswith("%")
     assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == [
         "QUBO", "round-to-nearest", "AdaRound (continuous relaxation)"]

@@ -20,6 +20,11 @@ def test_layer_error_bars_has_qubo_and_rtn_traces():
     wide = layer_error_bars([{"layer": "conv1", "error_qubo": 1e-5, "error_rtn": 2e-5},
                              {"layer": "fc", "error_qubo": 0.003, "error_rtn": 0.03}])
     assert wide.layout.yaxis.type == "log" and "(log scale)" in wide.layout.title.text
+    assert wide.layout.yaxis.dtick == 1  # decades only: minor digits crowded the axis
+    with_relaxed = layer_error_bars([{**r, "error_relaxed": 0.004} for r in rows])
+    assert [t.name for t in with_relaxed.data][-1] == "AdaRound (continuous relaxation)"
+    assert list(with_relaxed.data[-1].y) == [0.004, 0.004]
+    assert len(layer_error_bars([{**rows[0], "error_relaxed": 0.004}, rows[1]]).data) == 2  # all rows or none
 
 
 def test_layer_error_bars_linear_axis_with_zero_and_empty_and_bad_rows():

@@ -42,8 +42,9 @@ def layer_error_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "Output 
                     hovertemplate="%{x}<br>AdaRound relaxation error %{y:.3g}<extra></extra>")
         values += relaxed
     log = min(values) > 0 and max(values) / min(values) > 100
+    axis = {"type": "log", "dtick": 1, "exponentformat": "power"} if log else {"type": "linear"}  # decades only
     return base_layout(fig, title + (" (log scale)" if log else ""), barmode="group", xaxis_title="layer",
-                       yaxis={"title": "relative squared output error", "type": "log" if log else "linear"})
+                       yaxis={"title": "relative squared output error", **axis})
 
 
 def kept_filters_map(kept: Mapping[str, Mapping[str, Sequence[int]]], channels: Mapping[str, int], *,
