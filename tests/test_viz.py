@@ -225,12 +225,16 @@ def test_energy_ecdf_steps_and_probability_at_optimum() -> None:
         num_occurrences={"w": [1, 3]},
     )
     sa = trace(fig, "sa")
-    assert list(sa.x) == [-3.0, -2.0, -1.0]
-    assert list(sa.y) == pytest.approx([0.5, 0.75, 1.0])  # P(optimum per read) = 0.5
+    # from 0 before the lowest energy of any run to 1 after the highest (range -3..1, padded by 2%)
+    assert list(sa.x) == pytest.approx([-3.08, -3.0, -2.0, -1.0, 1.08])
+    assert list(sa.y) == pytest.approx([0.0, 0.5, 0.75, 1.0, 1.0])  # P(optimum per read) = 0.5
     assert sa.line.shape == "hv"
-    assert list(trace(fig, "w").y) == pytest.approx([0.25, 1.0])
+    assert list(trace(fig, "w").y) == pytest.approx([0.0, 0.25, 1.0, 1.0])
     [line] = fig.layout.shapes
     assert line.x0 == -3.0
+    # a run whose reads all reach one energy is a visible rise, not a lone point
+    single = trace(energy_ecdf({"tabu": [-3.0] * 5, "sa": [-3.0, -1.0]}), "tabu")
+    assert list(single.y) == [0.0, 1.0, 1.0] and single.x[0] < -3.0 < single.x[-1]
 
 
 # ----------------------------------------------------------------------------- problem graph

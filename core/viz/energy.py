@@ -127,6 +127,13 @@ def energy_ecdf(
     if not any(e.size for e, _w in runs.values()):
         return empty_figure(title, "No energies to show yet.")
     fig = go.Figure()
+    # every curve runs over the common range, from 0 before its lowest read to 1 after its highest: a run
+    # whose reads all share one energy is otherwise a single point, drawn as nothing
+    everything = np.concatenate([e for e, _w in runs.values() if e.size])
+    lo, hi = float(everything.min()), float(everything.max())
+    if exact is not None and np.isfinite(exact):
+        lo, hi = min(lo, float(exact)), max(hi, float(exact))
+    pad = 0.02 * (hi - lo) if hi > lo else max(abs(hi) * 0.01, 1e-12)
     for k, (label, (e, w)) in enumerate(runs.items()):
         if not e.size:
             continue
@@ -139,8 +146,8 @@ def energy_ecdf(
         y = cum[last]
         fig.add_trace(
             go.Scatter(
-                x=uniq,
-                y=y,
+                x=np.r_[lo - pad, uniq, hi + pad],
+                y=np.r_[0.0, y, 1.0],
                 mode="lines",
                 line={"shape": "hv", "color": colour(k), "width": 2},
                 name=label,
