@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from toy_models import TwoLayer, random_calib
 
 from core.compress.quantize import channel_scales, levels
 from core.compress.rounding import apply_rounding, rounding_levels
@@ -219,20 +220,12 @@ def test_clipping_fixes_weights_at_the_grid_edge():
 # ----------------------------------------------------------------------------- model level
 
 
-class _Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(5)
-        self.a = nn.Linear(6, 3)
-        self.b = nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.b(torch.relu(self.a(x.flatten(1))))
+def _Tiny() -> TwoLayer:
+    return TwoLayer(6, 3, 2, seed=5)
 
 
 def _tiny_calib(n: int = 64) -> EvalData:
-    g = torch.Generator().manual_seed(0)
-    return EvalData("tiny", torch.randn(n, 1, 2, 3, generator=g), torch.randint(0, 2, (n,), generator=g), 2)
+    return random_calib(n, (1, 2, 3), 2, seed=0, name="tiny")
 
 
 class _Shared(nn.Module):

@@ -8,7 +8,7 @@ import dimod
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from toy_models import TwoLayer, random_calib
 
 from core.compress.quantize import channel_scales, levels
 from core.compress.relaxed_rounding import relaxed_rounding, relaxed_rounding_model
@@ -19,20 +19,12 @@ from core.formulations.adaround import _collect_grams, _rtn_assignment, layer_pr
 from core.models import load_model
 
 
-class _Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(3)
-        self.a = nn.Linear(8, 6)
-        self.b = nn.Linear(6, 3)
-
-    def forward(self, x):
-        return self.b(torch.relu(self.a(x.flatten(1))))
+def _Net() -> TwoLayer:
+    return TwoLayer(8, 6, 3, seed=3)
 
 
 def _calib(n: int = 128) -> EvalData:
-    g = torch.Generator().manual_seed(1)
-    return EvalData("toy", torch.randn(n, 1, 2, 4, generator=g), torch.randint(0, 3, (n,), generator=g), 3)
+    return random_calib(n, (1, 2, 4), 3, seed=1)
 
 
 def _problem(bits: int):

@@ -28,9 +28,9 @@ import numpy as np
 from torch import nn
 
 from core.data.dataset import EvalData
-from core.errors import InvalidInputError
 from core.formulations.adaround import (
     LayerProblem,
+    _check_positive_int,
     _collect_grams,
     _resolve_layers,
     _set_layer,
@@ -47,6 +47,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _stretched(sig: np.ndarray) -> np.ndarray:
+    """The rectified sigmoid before its clip to [0, 1]."""
+    return sig * (ZETA - GAMMA) + GAMMA
+
+
 def relaxed_rounding(
     problem: LayerProblem,
     num_samples: int,
@@ -61,10 +66,8 @@ def relaxed_rounding(
     ``num_samples`` is the number of calibration samples the Gram matrices sum over (the reconstruction
     term is their mean). The gradient is written out (numpy, float64): the problems are small and an
     autograd step would cost more than its arithmetic."""
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise InvalidInputError(f"iterations must be a whole number of at least 1, not {iterations!r}.")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise InvalidInputError(f"num_samples must be a whole number of at least 1, not {num_samples!r}.")
+    iterations = _check_positive_int("iterations", iterations)
+    num_samples = _check_positive_int("num_samples", num_samples)
     step, resid = problem.step, problem.resid
     free = step > 0
     factor = 2.0 * (problem.scale**2)[:, None] / num_samples  # d(reconstruction)/d(d) = factor * (G d + c)
@@ -77,7 +80,7 @@ def relaxed_rounding(
     warmup = int(WARMUP * iterations)
     for it in range(1, iterations + 1):
         sig = _sigmoid(logits)
-        raw = sig * (ZETA - GAMMA) + GAMMA
+        raw = _stretched(sig)
         h = np.clip(raw, 0.0, 1.0)
         d = np.where(free, step * h - resid, -resid)
         if grams.shape[0] == 1:
@@ -95,8 +98,7 @@ def relaxed_rounding(
         first = beta1 * first + (1.0 - beta1) * grad
         second = beta2 * second + (1.0 - beta2) * grad * grad
         logits -= learning_rate * (first / (1.0 - beta1**it)) / (np.sqrt(second / (1.0 - beta2**it)) + eps)
-    h = np.clip(_sigmoid(logits) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
-    return np.where(free & (h >= 0.5), 1.0, 0.0)
+    return np.where(free & (_stretched(_sigmoid(logits)) >= 0.5), 1.0, 0.0)
 
 
 def relaxed_rounding_model(

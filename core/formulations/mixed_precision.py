@@ -433,7 +433,6 @@ def formulate_mixed_precision(
         budget=budget - problem.fixed_bits)
     trace: list[dict[str, float]] = []
     breakpoint_lambda = None
-    linear0 = _linear(problem, lambda_bits, lambda_sparsity)
     if budget is not None and budget_encoding == "capacity":
         def solve_at(lam: float) -> list[int]:
             model = OneHotModel(groups, _linear(problem, lam, lambda_sparsity), quad)
@@ -461,8 +460,7 @@ def formulate_mixed_precision(
                 else:
                     lo = mid
             breakpoint_lambda = hi
-            lambda_bits = _inside_interval(solve_at, hi, exact=sampler is None or OneHotModel(groups, linear0, quad)
-                                           .is_chain())
+            lambda_bits = _inside_interval(solve_at, hi, exact=sampler is None or in_bits.is_chain())
 
     linear = _linear(problem, lambda_bits, lambda_sparsity)
     slack = None

@@ -45,6 +45,7 @@ from core.compress.relaxed_rounding import relaxed_rounding, relaxed_rounding_mo
 from core.errors import InvalidInputError
 from core.evaluate.metrics import accuracy_and_loss
 from core.formulations.adaround import (
+    _check_positive_int,
     _collect_grams,
     _rtn_assignment,
     channel_formulation,
@@ -228,10 +229,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
 
     t_start = time.perf_counter()
     num_reads = check_reads(num_reads)
-    if isinstance(relaxation_iterations, bool) or not isinstance(relaxation_iterations, int) \
-            or relaxation_iterations < 0:
-        raise InvalidInputError(f"relaxation_iterations must be a whole number of at least 0, not "
-                                f"{relaxation_iterations!r}.")
+    relaxation_iterations = _check_positive_int("relaxation_iterations", relaxation_iterations, 0)
     report_progress = progress or (lambda _f, _m: None)
     solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params, dense=True)
     t0 = time.perf_counter()
