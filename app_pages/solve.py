@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 from core.errors import InvalidInputError
+from core.evaluate.paired import SIGNIFICANCE_LEVEL, paired_summary
 from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION
 from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
@@ -71,6 +72,9 @@ LAYER_COLUMNS = {
     "target": ("objective", "what the QUBO minimises: the layer's own output error, or against the float network"),
     "safeguard_rtn": ("safeguard kept RTN", "the safeguard set the whole layer back to round-to-nearest"),
 }
+PAIRED_HELP = ("Scored on the same examples: +a are the examples only the QUBO model classifies correctly, −b those "
+               "only this baseline does; p is the exact McNemar test's (two-sided) chance of a split at least this "
+               "uneven if both were equally accurate.")
 # kept across page switches (not the token: it stays only in its own widget)
 KEPT = ("sampler", "reads", "reads_adaround", "reads_filter-pruning", "solve_seed")
 
@@ -259,6 +263,27 @@ def _multi_check_caption(report, what):
     return text + f" After the sampler, {swaps} 1-swap descent move{'s' if swaps != 1 else ''} improved the kept sets."
 
 
+def paired_caption(baselines, num_examples):
+    """Which baselines' accuracies the paired test tells apart from the QUBO model's, in a sentence."""
+    tested = {b.get("label", name): b["paired"]["p_value"] for name, b in baselines.items()
+              if (b.get("paired") or {}).get("p_value") is not None}
+    if not tested:
+        return ""
+    within = [label for label, p in tested.items() if p >= SIGNIFICANCE_LEVEL]
+    apart = [label for label, p in tested.items() if p < SIGNIFICANCE_LEVEL]
+    on = f"the same {num_examples} examples" if num_examples else "the same examples"
+    def listed(labels):
+        return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+
+    parts = []
+    if within:
+        parts.append(f"from {listed(within)} by no more than chance (p ≥ {SIGNIFICANCE_LEVEL:g})")
+    if apart:
+        parts.append(f"from {listed(apart)} by more than chance (p < {SIGNIFICANCE_LEVEL:g})")
+    return (f"Paired test on {on}: the QUBO model's accuracy differs " + "; and ".join(parts) + ". Small "
+            "evaluation sets cannot tell close accuracies apart, whatever the table's decimals suggest.")
+
+
 def _show_multi(report):
     best, exact, metrics, timing = report["best"], report["exact"], report["metrics"], report["timing"]
     qubo = report["qubo"]
@@ -289,14 +314,17 @@ def _show_multi(report):
                    f"{report['chain_break_fraction']:.1%} broken, mean chain strength {report['chain_strength']:.3g}, "
                    f"longest chain {emb['max_chain_length']} qubits.")
     rows = [{"method": "QUBO", "accuracy": metrics["accuracy_after"], "size": human_bits(metrics["size_bits_after"]),
-             "compression": metrics["compression_ratio"]}]
+             "compression": metrics["compression_ratio"], "paired": "—"}]
     for name, b in report.get("baselines", {}).items():
         rows.append({"method": b.get("label", name), "accuracy": b.get("accuracy"),
-                     "size": human_bits(b["size_bits"]), "compression": b.get("compression_ratio")})
+                     "size": human_bits(b["size_bits"]), "compression": b.get("compression_ratio"),
+                     "paired": paired_summary(b.get("paired"))})
     st.markdown("**QUBO vs the classical baselines**")
     st.dataframe(rows, hide_index=True, width="stretch", key="baselines_table",
                  column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
-                                "compression": st.column_config.NumberColumn(format="%.2fx")})
+                                "compression": st.column_config.NumberColumn(format="%.2fx"),
+                                "paired": st.column_config.TextColumn("QUBO vs this one", help=PAIRED_HELP)})
+    st.caption(paired_caption(report.get("baselines", {}), metrics.get("num_examples")))
     if report["method"] == "adaround":
         st.plotly_chart(layer_error_bars(report["layers"]), key="layer_errors", width="stretch")
         st.caption("Layer errors are measured on the calibration data the rounding was fitted to, and a lower error "

@@ -6,8 +6,9 @@ at the same per-channel scales; calibration is a fixed 512-image subset of the
 digits train split, accuracy is on the test split (360 images). Prints
 markdown tables ("RTN-descent wins": channels where plain descent from the
 RTN rounding beat SA + descent; accuracy, and agreement: the fraction of test images on which
-the quantized model predicts the same class as the float model) and checks
-the issue's targets:
+the quantized model predicts the same class as the float model; "QUBO vs RTN": test images
+only the QUBO model classifies correctly / only RTN's does, and the exact McNemar p-value of
+:mod:`core.evaluate.paired`) and checks the issue's targets:
 
 * at 2 and 3 bits, per-layer output error <= 0.7 x RTN's on every layer;
 * accuracy >= RTN's at every bit-width 1..8;
@@ -38,7 +39,7 @@ import torch
 
 from core.compress.relaxed_rounding import relaxed_rounding_model
 from core.data import digits_split
-from core.evaluate.metrics import accuracy_and_loss
+from core.evaluate import accuracy_and_loss, compare_models
 from core.formulations.adaround import AdaroundResult, layer_errors, quantize_model_adaround
 from core.methods.adaround import RELAXATION_ITERATIONS
 from core.methods.common import RegistrySampler
@@ -103,6 +104,7 @@ def run(
                 "rtn": _agreement(res.rtn_model, model, evald.images),
                 "qubo": _agreement(res.model, model, evald.images),
             }
+            res.params["paired_rtn"] = compare_models(res.model, res.rtn_model, evald)
             if relaxation_iterations:
                 t0 = time.perf_counter()
                 relaxed = relaxed_rounding_model(model, calib, bits=bits, scale=scale, layers=layers,
@@ -110,6 +112,7 @@ def run(
                 names = [r.layer for r in res.layers]
                 res.params["relaxed"] = {
                     "accuracy": accuracy_and_loss(relaxed, evald).accuracy,
+                    "paired": compare_models(res.model, relaxed, evald),
                     "agree": _agreement(relaxed, model, evald.images),
                     "errors": {n: e["error"] for n, e in layer_errors(relaxed, model, calib.images, names).items()},
                     "time_s": time.perf_counter() - t0,
@@ -121,18 +124,20 @@ def report(results: dict[tuple[str, int], AdaroundResult]) -> tuple[str, list[st
     failures: list[str] = []
     lines = [
         (
-            "| model | bits | acc float | acc RTN | acc QUBO | acc AdaRound | agree float RTN | agree float QUBO "
-            "| agree float AdaRound | worst layer err ratio | quantize s | AdaRound s | targets |"
+            "| model | bits | acc float | acc RTN | acc QUBO | acc AdaRound | QUBO vs RTN | QUBO vs AdaRound "
+            "| agree float RTN | agree float QUBO | agree float AdaRound | worst layer err ratio | quantize s "
+            "| AdaRound s | targets |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (name, bits), res in results.items():
         acc = res.accuracy or {}
         agree = res.params["agree_float"]
         worst = max(r.ratio for r in res.layers)
         notes = []
+        paired_rtn = res.params["paired_rtn"]
         if acc["qubo"] < acc["rtn"]:
-            notes.append("acc < RTN")
+            notes.append("acc < RTN" + (" (significant)" if paired_rtn.significant else " (within chance)"))
         if bits in ERROR_TARGET_BITS and worst > ERROR_TARGET:
             notes.append(f"err ratio > {ERROR_TARGET}")
         if name == "digits-cnn" and bits == 3 and res.timing["quantize_s"] > TIME_TARGET_S:
@@ -141,10 +146,11 @@ def report(results: dict[tuple[str, int], AdaroundResult]) -> tuple[str, list[st
         relaxed = res.params.get("relaxed")
         rel = (f"{relaxed['accuracy']:.4f}", f"{relaxed['agree']:.4f}", f"{relaxed['time_s']:.1f}") if relaxed \
             else ("-", "-", "-")
+        vs_relaxed = relaxed["paired"].summary() if relaxed else "-"
         lines.append(
             f"| {name} | {bits} | {acc['float']:.4f} | {acc['rtn']:.4f} | {acc['qubo']:.4f} | {rel[0]} | "
-            f"{agree['rtn']:.4f} | {agree['qubo']:.4f} | {rel[1]} | {worst:.3f} | {res.timing['quantize_s']:.1f} | "
-            f"{rel[2]} | {'; '.join(notes) or 'ok'} |"
+            f"{paired_rtn.summary()} | {vs_relaxed} | {agree['rtn']:.4f} | {agree['qubo']:.4f} | {rel[1]} | "
+            f"{worst:.3f} | {res.timing['quantize_s']:.1f} | {rel[2]} | {'; '.join(notes) or 'ok'} |"
         )
     lines += [
         "",

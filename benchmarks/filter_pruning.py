@@ -27,6 +27,7 @@ import torch
 
 from core.data import digits_split
 from core.data.dataset import EvalData
+from core.evaluate import compare_models
 from core.formulations.filter_pruning import FilterPruningResult, prune_filters
 from core.models import load_model
 
@@ -56,6 +57,10 @@ def _per_seed(results: list[FilterPruningResult], method: str, measure: str = "a
     """Per-seed ``measure`` ("accuracy" or "loss", the cross-entropy on the evaluation split) of ``method``."""
     scored = [r.result if method == "qubo_taylor" else r.baselines[method] for r in results]
     return [getattr(m, measure) for m in scored]
+
+
+def _model(result: FilterPruningResult, method: str) -> torch.nn.Module:
+    return result.result.model if method == "qubo_taylor" else result.baselines[method].model
 
 
 def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
@@ -111,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     r0 = test_t[0]
     print(f"### Test accuracy (%; float model {100 * r0.original['accuracy']:.2f}; "
           f"params {int(r0.original['params'])} -> {r0.result.params}, removed: {', '.join(r0.removed)})\n")
-    print("| method | accuracy % (mean ± std) | per seed | test cross-entropy (mean ± std) | per seed |")
-    print("|---|---:|---|---:|---|")
-    for label, results, method in rows.values():
+    print("| method | accuracy % (mean ± std) | per seed | test cross-entropy (mean ± std) | per seed "
+          "| QUBO vs this, per seed (+only QUBO right/-only this right, McNemar p) |")
+    print("|---|---:|---|---:|---|---|")
+    for key, (label, results, method) in rows.items():
         accs, losses = _per_seed(results, method), _per_seed(results, method, "loss")
+        paired = "-" if key == "qubo_taylor" else "; ".join(
+            compare_models(q.result.model, _model(r, method), split.test).summary()
+            for q, r in zip(test_t, results, strict=True))
         print(f"| {label} | {_mean_std(accs)} | {' '.join(f'{100 * a:.1f}' for a in accs)} "
-              f"| {_mean_std(losses, 1.0, 3)} | {' '.join(f'{x:.3f}' for x in losses)} |")
+              f"| {_mean_std(losses, 1.0, 3)} | {' '.join(f'{x:.3f}' for x in losses)} | {paired} |")
     q = statistics.mean(_per_seed(test_t, "qubo_taylor"))
     g = statistics.mean(_per_seed(test_t, "greedy_taylor"))
     lq = statistics.mean(_per_seed(test_l1, "l1_qubo"))

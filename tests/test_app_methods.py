@@ -62,8 +62,16 @@ def test_adaround_formulate_heatmap_then_solve_saves_run(app):
                in c.value and "On the same channel problems AdaRound's relaxation totals " in c.value
                for c in app.caption)
     assert m["Accuracy"].endswith("%")
-    assert [r["method"] for r in app.dataframe[0].value.to_dict("records")] == [
-        "QUBO", "round-to-nearest", "AdaRound (continuous relaxation)"]
+    rows = app.dataframe[0].value.to_dict("records")
+    assert [r["method"] for r in rows] == ["QUBO", "round-to-nearest", "AdaRound (continuous relaxation)"]
+    rtn = report["baselines"]["rtn"]["paired"]
+    assert rows[1]["paired"].startswith(f"+{rtn['qubo_only']} / \u2212{rtn['baseline_only']} images, p = ")
+    paired = next(c.value for c in app.caption if c.value.startswith(
+        f"Paired test on the same {report['metrics']['num_examples']} examples: "))
+    verdict = "by more than chance" if rtn["p_value"] < 0.05 else "by no more than chance"
+    assert f"from round-to-nearest and AdaRound (continuous relaxation) {verdict}" in paired or (
+        f"from round-to-nearest {verdict}" in paired)
+    assert rows[0]["paired"] == "—"
     assert len(charts(app)) == 1  # per-layer error chart
     assert sum(c.value.startswith("Timing: build ") and " s (total " in c.value for c in app.caption) == 1
     assert report["run_id"] is not None and RunStore().get(report["run_id"]) is not None

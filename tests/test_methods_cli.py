@@ -37,6 +37,13 @@ def _common(report: dict, method: str) -> None:
     assert report["metrics"]["size_bits_before"] == FP32_CNN_BITS
 
 
+def _check_paired(paired: dict, accuracy: float, baseline_accuracy: float) -> None:
+    """The paired test's discordant counts are exactly the two accuracies' difference on the same examples."""
+    assert paired["test"] == "exact McNemar (two-sided)" and paired["n"] == 360  # the digits test split
+    assert paired["qubo_only"] - paired["baseline_only"] == round(360 * (accuracy - baseline_accuracy))
+    assert 0 < paired["p_value"] <= 1
+
+
 def test_adaround_run_report_and_rtn_baseline(tmp_path):
     report, bqm = _run(tmp_path, "--method", "adaround", "--bits", "3", "--reads", "2")
     _common(report, "adaround")
@@ -72,6 +79,8 @@ def test_adaround_run_report_and_rtn_baseline(tmp_path):
     assert relaxed["size_bits"] == m["size_bits_after"] and 0 <= relaxed["accuracy"] <= 1
     assert [r["layer"] for r in relaxed["layers"]] == ["conv1", "conv2", "fc"]
     assert all(row["error_relaxed"] == r["error"] for row, r in zip(report["layers"], relaxed["layers"], strict=True))
+    for baseline in (rtn, relaxed):
+        _check_paired(baseline["paired"], m["accuracy_after"], baseline["accuracy"])
 
 
 def test_adaround_without_the_relaxation_baseline_and_a_bad_count(tmp_path, capsys):
@@ -99,6 +108,7 @@ def test_filter_pruning_run_report_and_baselines(tmp_path):
     for b in report["baselines"].values():
         assert {n: len(v) for n, v in b["kept"].items()} == {"conv1": 8, "conv2": 16}
         assert 0 <= b["accuracy"] <= 1 and b["size_bits"] == m["size_bits_after"]
+        _check_paired(b["paired"], m["accuracy_after"], b["accuracy"])
     sub = report["bqm_subproblem"]
     assert sub["layer"] == "conv1" and bqm.num_variables == 16
     x = report["best"]["sample"]["conv1"]

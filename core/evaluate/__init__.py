@@ -4,18 +4,24 @@ from core.evaluate.metrics import (
     Latency,
     Quality,
     accuracy_and_loss,
+    correct_predictions,
     measure_latency,
     option_bits,
     size_bits,
     sparsity,
 )
+from core.evaluate.paired import PairedAccuracy, compare_models, paired_accuracy
 
 __all__ = [
     "Latency",
+    "PairedAccuracy",
     "Quality",
     "accuracy_and_loss",
+    "compare_models",
+    "correct_predictions",
     "measure_latency",
     "option_bits",
+    "paired_accuracy",
     "size_bits",
     "sparsity",
 ]

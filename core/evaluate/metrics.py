@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,20 +24,30 @@ class Quality:
     n: int
 
 
-def accuracy_and_loss(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> Quality:
-    """Top-1 accuracy and mean cross-entropy over ``data``."""
+def _batched_logits(model: nn.Module, data: EvalData, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(logits, labels) of ``data`` in batches, in eval mode without gradients."""
     model.eval()
-    correct, total_loss = 0, 0.0
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
-            x = data.images[start : start + batch_size]
-            y = data.labels[start : start + batch_size]
-            logits = model(x)
+            logits = model(data.images[start : start + batch_size])
             if isinstance(logits, (tuple, list)):
                 logits = logits[0]
-            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            yield logits, data.labels[start : start + batch_size]
+
+
+def accuracy_and_loss(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> Quality:
+    """Top-1 accuracy and mean cross-entropy over ``data``."""
+    correct, total_loss = 0, 0.0
+    for logits, y in _batched_logits(model, data, batch_size):
+        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
     return Quality(accuracy=correct / len(data), loss=total_loss / len(data), n=len(data))
+
+
+def correct_predictions(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> np.ndarray:
+    """Per example of ``data``, whether the model's top-1 class is the label (bool array, in order)."""
+    hits = [(logits.argmax(1) == y).numpy() for logits, y in _batched_logits(model, data, batch_size)]
+    return np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ Report fields specific to this method:
   classical solver of the same objective: ``energies[]`` on the very channel
   problems of ``energies[]`` (same Gram matrices), and the accuracy and
   per-layer errors of a model it rounds in order.
+* ``baselines.*.paired``: the QUBO model against that baseline on the same
+  evaluation examples: how many only the QUBO model gets right
+  (``qubo_only``), how many only the baseline does (``baseline_only``) and the
+  exact McNemar p-value (:mod:`core.evaluate.paired`).
 """
 
 from __future__ import annotations
@@ -224,7 +228,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     ``relaxation_iterations`` > 0 adds AdaRound's continuous relaxation as a classical baseline
     (:mod:`core.compress.relaxed_rounding`): on the very channel problems the sampler solved (energies),
     and as a model rounded in order by it (accuracy); 0 leaves it out."""
-    from core.evaluate import size_bits
+    from core.evaluate import compare_models, size_bits
     from core.runs import evaluate_pair
 
     t_start = time.perf_counter()
@@ -299,6 +303,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         "energy": float(sum(rtn_energies)),
         "energies": rtn_energies,
         "layers": [{"layer": r.layer, "error": r.error_rtn, "drift": r.drift_rtn} for r in result.layers],
+        "paired": compare_models(result.model, result.rtn_model, ws.data).as_dict("qubo", "baseline"),
     }}
     layer_rows = result.table()
     if relaxation_iterations:
@@ -317,6 +322,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
             "iterations": relaxation_iterations,
             "time_s": time.perf_counter() - t3,
             "layers": [{"layer": n, **errors[n]} for n in names],
+            "paired": compare_models(result.model, relaxed, ws.data).as_dict("qubo", "baseline"),
         }
         for row in layer_rows:
             row["error_relaxed"] = errors[row["layer"]]["error"]

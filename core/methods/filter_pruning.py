@@ -24,8 +24,10 @@ Report fields specific to this method:
   ``metrics.sparsity``: the fraction of parameters removed, and
   ``metrics.filter_sparsity``: the fraction of conv filters removed.
 * ``baselines.greedy_taylor``, ``baselines.l1_topk``, ``baselines.l1_qubo``:
-  kept filters, accuracy, parameters and size of each; ``layers[]``: per layer
-  channels, K and kept count per method.
+  kept filters, accuracy, parameters and size of each, and ``paired``: the
+  QUBO model against it on the same evaluation examples (``qubo_only``,
+  ``baseline_only`` examples right, exact McNemar ``p_value``);
+  ``layers[]``: per layer channels, K and kept count per method.
 * ``bqm_subproblem``: the written BQM is the first conv layer's QUBO at the
   capacity search's final penalty P and zero shift, so ``bqm.energy`` of its
   sample is ``energies[0]``.
@@ -109,7 +111,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
                        latency_repeats: int = 20,
                        progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """Prune, evaluate and report; returns (report, the first layer's BQM)."""
-    from core.evaluate import size_bits
+    from core.evaluate import compare_models, size_bits
     from core.runs import evaluate_pair
     from core.solvers import sampler_info
 
@@ -195,7 +197,9 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
         d = as_dict["baselines"][b]
         bits = 32 * int(d["params"])
         baselines[b] = {**d, "label": BASELINE_LABELS[b], "size_bits": bits,
-                        "compression_ratio": ratio(metrics["size_bits_before"], bits)}
+                        "compression_ratio": ratio(metrics["size_bits_before"], bits),
+                        "paired": compare_models(result.model, result.baselines[b].model, ws.data).as_dict(
+                            "qubo", "baseline")}
     timing = result.timing
     report = skeleton(
         ws, method=METHOD, sampler=info.name, seed=seed, num_reads=num_reads,

@@ -156,5 +156,7 @@ def test_other_methods_formulate_and_solve(app_page, method):
     expect(page.get_by_text("Subproblems", exact=True)).to_be_visible()
     accuracy = metric_value(page, "Accuracy")
     assert PERCENT.match(accuracy), accuracy
+    # the baselines' accuracies come with a paired test on the same examples
+    expect(page.get_by_text(re.compile(r"Paired test on the same \d+ examples"))).to_be_visible()
     assert_no_exception(page)
     shot(page, f"solve-{method}")
