@@ -272,6 +272,7 @@ def paired_caption(baselines, num_examples):
     within = [label for label, p in tested.items() if p >= SIGNIFICANCE_LEVEL]
     apart = [label for label, p in tested.items() if p < SIGNIFICANCE_LEVEL]
     on = f"the same {num_examples} examples" if num_examples else "the same examples"
+
     def listed(labels):
         return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 

@@ -27,8 +27,8 @@ import torch
 
 from core.data import digits_split
 from core.data.dataset import EvalData
-from core.evaluate import compare_models
-from core.formulations.filter_pruning import FilterPruningResult, prune_filters
+from core.evaluate import correct_predictions, paired_accuracy
+from core.formulations.filter_pruning import FilterPruningResult, MethodResult, prune_filters
 from core.models import load_model
 
 METHODS = ("qubo_taylor", "greedy_taylor", "l1_topk", "l1_qubo")
@@ -53,14 +53,14 @@ def _run(
     return out
 
 
+def _scored(result: FilterPruningResult, method: str) -> MethodResult:
+    """One seed's result of ``method`` (the QUBO or a baseline)."""
+    return result.result if method == "qubo_taylor" else result.baselines[method]
+
+
 def _per_seed(results: list[FilterPruningResult], method: str, measure: str = "accuracy") -> list[float]:
     """Per-seed ``measure`` ("accuracy" or "loss", the cross-entropy on the evaluation split) of ``method``."""
-    scored = [r.result if method == "qubo_taylor" else r.baselines[method] for r in results]
-    return [getattr(m, measure) for m in scored]
-
-
-def _model(result: FilterPruningResult, method: str) -> torch.nn.Module:
-    return result.result.model if method == "qubo_taylor" else result.baselines[method].model
+    return [getattr(_scored(r, method), measure) for r in results]
 
 
 def _mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
@@ -119,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| method | accuracy % (mean ± std) | per seed | test cross-entropy (mean ± std) | per seed "
           "| QUBO vs this, per seed (+only QUBO right/-only this right, McNemar p) |")
     print("|---|---:|---|---:|---|---|")
+    qubo_hits = [correct_predictions(r.result.model, split.test) for r in test_t]
     for key, (label, results, method) in rows.items():
         accs, losses = _per_seed(results, method), _per_seed(results, method, "loss")
         paired = "-" if key == "qubo_taylor" else "; ".join(
-            compare_models(q.result.model, _model(r, method), split.test).summary()
-            for q, r in zip(test_t, results, strict=True))
+            paired_accuracy(hits, correct_predictions(_scored(r, method).model, split.test)).summary()
+            for hits, r in zip(qubo_hits, results, strict=True))
         print(f"| {label} | {_mean_std(accs)} | {' '.join(f'{100 * a:.1f}' for a in accs)} "
               f"| {_mean_std(losses, 1.0, 3)} | {' '.join(f'{x:.3f}' for x in losses)} | {paired} |")
     q = statistics.mean(_per_seed(test_t, "qubo_taylor"))

@@ -13,7 +13,7 @@ from torch import nn
 
 from core.data.dataset import EvalData
 from core.errors import InvalidInputError
-from core.evaluate import accuracy_and_loss, compare_models, correct_predictions, paired_accuracy
+from core.evaluate import accuracy_and_loss, correct_predictions, paired_accuracy
 from core.evaluate.paired import paired_summary
 
 
@@ -66,9 +66,9 @@ def test_models_on_the_same_data():
     hits = correct_predictions(a, data, batch_size=7)  # batches must line up with the examples
     assert hits.dtype == bool and hits.shape == (50,)
     assert hits.mean() == pytest.approx(accuracy_and_loss(a, data).accuracy)
-    r = compare_models(a, b, data)
+    r = paired_accuracy(hits, correct_predictions(b, data))
     assert r.only_a - r.only_b == round(50 * (accuracy_and_loss(a, data).accuracy - accuracy_and_loss(b, data).accuracy))
-    assert compare_models(a, a, data).p_value == 1.0
+    assert paired_accuracy(hits, correct_predictions(a, data)).p_value == 1.0
 
 
 def test_summary_of_a_report_field():

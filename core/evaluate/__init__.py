@@ -10,14 +10,13 @@ from core.evaluate.metrics import (
     size_bits,
     sparsity,
 )
-from core.evaluate.paired import PairedAccuracy, compare_models, paired_accuracy
+from core.evaluate.paired import PairedAccuracy, paired_accuracy
 
 __all__ = [
     "Latency",
     "PairedAccuracy",
     "Quality",
     "accuracy_and_loss",
-    "compare_models",
     "correct_predictions",
     "measure_latency",
     "option_bits",

@@ -10,8 +10,7 @@ two-sided p-value is the binomial probability of a split at least that uneven
 classifiers on one test set). On the digits test split a one-image difference
 is 0.28 points of accuracy and p = 1: accuracy tables should be read with it.
 
-Public API: :class:`PairedAccuracy`, :func:`paired_accuracy`, :func:`compare_models`,
-:func:`paired_summary`.
+Public API: :class:`PairedAccuracy`, :func:`paired_accuracy`, :func:`paired_summary`.
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import binomtest
-from torch import nn
 
-from core.data.dataset import EvalData
 from core.errors import InvalidInputError
-from core.evaluate.metrics import correct_predictions
 
 TEST_NAME = "exact McNemar (two-sided)"
 SIGNIFICANCE_LEVEL = 0.05
@@ -35,7 +31,6 @@ __all__ = [
     "SIGNIFICANCE_LEVEL",
     "TEST_NAME",
     "PairedAccuracy",
-    "compare_models",
     "paired_accuracy",
     "paired_summary",
 ]
@@ -78,11 +73,6 @@ def paired_accuracy(correct_a: Any, correct_b: Any) -> PairedAccuracy:
     discordant = only_a + only_b
     p = 1.0 if discordant == 0 else float(binomtest(min(only_a, only_b), discordant, 0.5).pvalue)
     return PairedAccuracy(only_a=only_a, only_b=only_b, n=int(a.size), p_value=min(1.0, p))
-
-
-def compare_models(model_a: nn.Module, model_b: nn.Module, data: EvalData) -> PairedAccuracy:
-    """:func:`paired_accuracy` of two models on the same evaluation data."""
-    return paired_accuracy(correct_predictions(model_a, data), correct_predictions(model_b, data))
 
 
 def paired_summary(paired: Mapping[str, Any] | None) -> str | None:

@@ -111,7 +111,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
                        latency_repeats: int = 20,
                        progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """Prune, evaluate and report; returns (report, the first layer's BQM)."""
-    from core.evaluate import compare_models, size_bits
+    from core.evaluate import correct_predictions, paired_accuracy, size_bits
     from core.runs import evaluate_pair
     from core.solvers import sampler_info
 
@@ -191,6 +191,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
                  "optimal": sum(1 for r in covered if reaches_optimum(r["best"], r["energy"])),
                  "subproblems": covered}
     baselines = {}
+    qubo_hits = correct_predictions(result.model, ws.data)
     for b in BASELINES:
         if b not in as_dict["baselines"]:
             continue
@@ -198,8 +199,8 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
         bits = 32 * int(d["params"])
         baselines[b] = {**d, "label": BASELINE_LABELS[b], "size_bits": bits,
                         "compression_ratio": ratio(metrics["size_bits_before"], bits),
-                        "paired": compare_models(result.model, result.baselines[b].model, ws.data).as_dict(
-                            "qubo", "baseline")}
+                        "paired": paired_accuracy(qubo_hits, correct_predictions(result.baselines[b].model, ws.data))
+                        .as_dict("qubo", "baseline")}
     timing = result.timing
     report = skeleton(
         ws, method=METHOD, sampler=info.name, seed=seed, num_reads=num_reads,
