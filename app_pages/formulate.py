@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from core.formulations.filter_pruning import DEFAULT_MU
+from core.formulations.filter_pruning import DEFAULT_IMPORTANCE, DEFAULT_MU
 from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION, slack_budget
 from core.methods.adaround import (
     DEFAULT_LAYERS_BUDGET_S,
@@ -15,6 +15,7 @@ from core.methods.adaround import (
 )
 from core.methods.filter_pruning import kept_per_layer, prunable_layers
 from core.runs import IMPLEMENTED_METHODS, METHODS
+from core.sensitivity.filters import IMPORTANCE_KINDS
 from core.viz import kept_filters_map, layer_error_bars, qubo_heatmap
 from ui.common import guarded, human_bits, human_duration, page_intro, require_workspace
 from ui.pipeline import (
@@ -49,7 +50,9 @@ SOURCES = {
                 "after AdaRound: M. Nagel et al., “Up or Down? Adaptive Rounding for Post-Training Quantization”, "
                 "ICML 2020.",
     "filter-pruning": "“Neural Network Pruning via QUBO Optimization” (hybrid QUBO, 2026); Taylor importance after "
-                      "P. Molchanov et al., “Importance Estimation for Neural Network Pruning”, CVPR 2019.",
+                      "P. Molchanov et al., “Importance Estimation for Neural Network Pruning”, CVPR 2019; the "
+                      "Fisher matrix of filter masks after W. Kwon et al., “A Fast Post-Training Pruning Framework "
+                      "for Transformers”, NeurIPS 2022.",
 }
 
 settings, results = st.columns([1, 2], gap="large")
@@ -162,8 +165,11 @@ def filter_pruning_section() -> None:
         return
     with settings:
         sparsity = st.slider("Filter sparsity (fraction removed)", 0.0, 0.95, 0.5, 0.05, key="fp_sparsity")
-        importance = st.selectbox("Importance", ["taylor", "fisher", "l1"], key="fp_importance",
-                                  help="taylor: |activation x gradient|; fisher: squared; l1: filter weight norm.")
+        importance = st.selectbox("Importance", list(IMPORTANCE_KINDS), key="fp_importance",
+                                  index=IMPORTANCE_KINDS.index(DEFAULT_IMPORTANCE),
+                                  help="taylor: |activation x gradient|; fisher: squared; fisher-matrix: the whole "
+                                       "Fisher matrix, so the QUBO also weighs how removing two filters together "
+                                       "adds up (second order); l1: filter weight norm.")
         mu = st.slider("μ (redundancy weight)", 0.0, 2.0, DEFAULT_MU, 0.05, key="fp_mu",
                        help="0 keeps the top-K by importance; higher avoids keeping filters that fire alike.")
         layer = st.selectbox("Layer", names, key="fp_layer")
@@ -188,7 +194,10 @@ def filter_pruning_section() -> None:
         subproblem_metrics(bqm, "one per filter: 1 keeps it", ("Filters kept (K)", formulation.params["k"], None),
                            ("μ", f"{mu:.2f}", None))
         st.caption("The capacity search on Solve shifts the linear terms until the best sample keeps exactly K "
-                   "filters; shown here at zero shift.")
+                   "filters; shown here at zero shift."
+                   + (" With the Fisher matrix the couplings also hold its cross terms: how much removing two "
+                      "filters together costs beyond removing each alone (they can be negative)."
+                      if importance == "fisher-matrix" else ""))
         st.plotly_chart(qubo_heatmap(bqm, log_scale=log_scale), key="qubo_heatmap", width="stretch")
         report = method_report(method)
         if report is None:

@@ -21,8 +21,9 @@ from torch import nn
 from core.errors import InvalidInputError
 from core.evaluate import accuracy_and_loss, measure_latency, size_bits, sparsity
 from core.formulations.base import Decision, Formulation
-from core.formulations.filter_pruning import DEFAULT_MU
+from core.formulations.filter_pruning import DEFAULT_IMPORTANCE, DEFAULT_MU
 from core.jsonable import to_jsonable
+from core.sensitivity.filters import IMPORTANCE_KINDS
 from core.workspace import Workspace, open_workspace
 
 METHODS = ("mixed-precision", "filter-pruning", "adaround", "bnn", "qianets")
@@ -79,7 +80,7 @@ def subproblem(ws: Workspace, method: str, **options: Any) -> Formulation:
         from core.methods.filter_pruning import layer_problem
 
         return layer_problem(ws, options["layer"], sparsity=float(options["sparsity"]),
-                             importance=options.get("importance", "taylor"), mu=float(options.get("mu", DEFAULT_MU)),
+                             importance=options.get("importance", DEFAULT_IMPORTANCE), mu=float(options.get("mu", DEFAULT_MU)),
                              stats=options.get("stats"))
     raise InvalidInputError(f"{method} is not solved as separate subproblems.")
 
@@ -106,7 +107,7 @@ def run_method(ws: Workspace, method: str, *, sampler: str = "sa", num_reads: in
         from core.methods.filter_pruning import run_filter_pruning
 
         return run_filter_pruning(ws, sparsity=float(opts.get("sparsity", 0.5)),
-                                  importance=opts.get("importance", "taylor"), mu=float(opts.get("mu", DEFAULT_MU)),
+                                  importance=opts.get("importance", DEFAULT_IMPORTANCE), mu=float(opts.get("mu", DEFAULT_MU)),
                                   refine=opts.get("refine"), finetune_epochs=int(opts.get("finetune_epochs", 0)),
                                   **common)
     if method not in METHODS:
@@ -419,7 +420,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                     help="Adam steps of the AdaRound continuous-relaxation baseline (default 20000; 0 leaves it out)")
     fp = p.add_argument_group("filter-pruning (F2 hybrid QUBO)")
     fp.add_argument("--sparsity", type=float, default=0.5, help="fraction of filters removed per conv layer")
-    fp.add_argument("--importance", default="taylor", choices=["taylor", "fisher", "l1"])
+    fp.add_argument("--importance", default=DEFAULT_IMPORTANCE, choices=list(IMPORTANCE_KINDS),
+                    help="filter importance in the QUBO: first-order Taylor, Fisher scores, the whole Fisher "
+                         "matrix (second-order, with pairwise terms), or weight L1 norms")
     fp.add_argument("--mu", type=float, default=DEFAULT_MU, help="weight of the redundancy term")
     fp.add_argument("--refine", default=None, choices=["tt"], help="tensor-train refinement (ttopt)")
     fp.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune epochs for every method")

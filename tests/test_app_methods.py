@@ -97,10 +97,13 @@ def test_filter_pruning_formulate_heatmap_then_solve_shows_baselines(app):
     m = metrics(app)
     assert m["Variables"] == "16" and m["Filters kept (K)"] == "8"
     assert len(charts(app)) == 1
+    assert app.selectbox(key="fp_importance").value == "fisher-matrix"  # the default: the whole Fisher matrix
+    assert any("cross terms" in c.value for c in app.caption)
     app.selectbox(key="fp_layer").set_value("conv2").run()
     app.selectbox(key="fp_importance").set_value("fisher").run()
     ok(app)
     assert metrics(app)["Variables"] == "32"
+    assert not any("cross terms" in c.value for c in app.caption)
 
     run_on_solve(app, "sa", "filter-pruning", reads=10)
     report = app.session_state["last_report"]

@@ -21,7 +21,9 @@ from core.formulations.filter_pruning import (
     kept_count,
     layer_formulation,
     prune_filters,
+    qubo_energy,
     refine_tt,
+    selection_terms,
     swap_polish,
     top_k,
 )
@@ -240,7 +242,8 @@ def test_kept_count_rounds_exact_halves_up(channels: int, sparsity: float, kept:
 
 
 def test_statistics_and_baselines_on_digits_cnn(cnn: nn.Module, calib: EvalData) -> None:
-    res = prune_filters(cnn, calib, sparsity=0.5, mu=0.0, seed=0, num_reads=20, measure_speed=False)
+    res = prune_filters(cnn, calib, sparsity=0.5, importance="taylor", mu=0.0, seed=0, num_reads=20,
+                        measure_speed=False)
     stats = res.stats
     for name, c in (("conv1", 16), ("conv2", 32)):
         l1 = cnn.get_submodule(name).weight.detach().abs().flatten(1).sum(1).double().numpy()
@@ -275,6 +278,8 @@ def test_taylor_matches_manual_gradient(cnn: nn.Module) -> None:
     ag = (a * g).flatten(2).sum(2).detach().double()
     assert np.allclose(stats.taylor, ag.abs().mean(0).numpy(), rtol=1e-5, atol=1e-9)
     assert np.allclose(stats.fisher, (ag**2).sum(0).numpy(), rtol=1e-5, atol=1e-12)
+    assert np.allclose(stats.fisher_matrix, (ag.T @ ag).numpy(), rtol=1e-5, atol=1e-12)
+    assert np.allclose(np.diag(stats.importance("fisher-matrix")), stats.fisher)
 
 
 def _taylor_at(model: nn.Module, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -409,3 +414,83 @@ def test_streamed_correlation_stays_accurate_when_the_mean_dwarfs_the_spread():
     expected = np.abs(np.corrcoef(base))
     np.fill_diagonal(expected, 0.0)
     np.testing.assert_allclose(moments.similarity("pearson"), expected, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- the Fisher-matrix importance
+
+
+def _fisher_problem(rng: np.random.Generator, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """A PSD empirical Fisher matrix (sum of per-sample outer products) and a similarity."""
+    t = rng.normal(size=(40, c)) * rng.gamma(1.0, 1.0, size=c)
+    _, sim = _random_problem(rng, c)
+    return t.T @ t, sim
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), c=st.integers(2, 9), mu=st.floats(0.0, 3.0), p=st.floats(0.0, 2.0))
+def test_fisher_matrix_qubo_is_the_joint_removal_estimate(seed: int, c: int, mu: float, p: float) -> None:
+    """E(x) = (1-x)^T F (1-x) - 1^T F 1 + mu sum S x x + P (sum x - K)^2 on the normalised F and S, for every x."""
+    rng = np.random.default_rng(seed)
+    fisher, sim = _fisher_problem(rng, c)
+    k = int(rng.integers(1, c + 1))
+    form = filter_qubo(fisher, sim, k, mu=mu, penalty=p, importance_kind="fisher-matrix")
+    f_n = fisher / np.diag(fisher).mean()
+    s_n = sim / max(k - 1, 1)
+    for bits in itertools.product((0, 1), repeat=c):
+        x = np.array(bits, dtype=float)
+        r = 1.0 - x
+        direct = r @ f_n @ r - f_n.sum() + mu * x @ np.triu(s_n, 1) @ x + p * (x.sum() - k) ** 2
+        assert form.bqm.energy(dict(enumerate(bits))) == pytest.approx(direct, rel=1e-9, abs=1e-9)
+        assert qubo_energy(x, fisher, sim, k, mu=mu, penalty=p) == pytest.approx(direct, rel=1e-9, abs=1e-9)
+
+
+def test_diagonal_fisher_matrix_is_the_fisher_score_qubo() -> None:
+    rng = np.random.default_rng(1)
+    scores, sim = _random_problem(rng, 7)
+    by_matrix = filter_qubo(np.diag(scores), sim, 3, mu=0.7, penalty=0.2)
+    by_scores = filter_qubo(scores, sim, 3, mu=0.7, penalty=0.2)
+    for bits in itertools.product((0, 1), repeat=7):
+        sample = dict(enumerate(bits))
+        assert by_matrix.bqm.energy(sample) == pytest.approx(by_scores.bqm.energy(sample), abs=1e-9)
+
+
+def test_capacity_search_with_fisher_matrix_finds_the_brute_force_optimum() -> None:
+    rng = np.random.default_rng(7)
+    for c, k in ((10, 5), (12, 4)):
+        fisher, sim = _fisher_problem(rng, c)
+        terms = selection_terms(fisher, sim, k, mu=0.5)
+        subsets = np.array([[1.0 if i in comb else 0.0 for i in range(c)]
+                            for comb in itertools.combinations(range(c), k)])
+        best = float(terms.objective(subsets).min())
+        res = capacity_search(fisher, sim, k, mu=0.5, sampler="sa", num_reads=20, seed=0,
+                              importance_kind="fisher-matrix")
+        x = np.zeros(c)
+        x[res.kept] = 1.0
+        assert len(res.kept) == k
+        assert float(terms.objective(x)[0]) == pytest.approx(best, abs=1e-9)
+        assert res.decision.details["objective"] == pytest.approx(best, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "matrix, message",
+    [
+        (np.array([[1.0, 0.5], [0.1, 1.0]]), "symmetric"),
+        (np.array([[-1.0, 0.0], [0.0, 1.0]]), "diagonal"),
+        (np.ones((2, 3)), "square matrix"),
+    ],
+)
+def test_bad_fisher_matrix_is_refused_in_plain_words(matrix: np.ndarray, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        filter_qubo(matrix, np.zeros((2, 2)), 1)
+
+
+def test_fisher_matrix_is_the_default_and_prunes_digits_cnn(cnn: nn.Module, calib: EvalData) -> None:
+    res = prune_filters(cnn, calib, sparsity=0.5, seed=0, num_reads=20, measure_speed=False, baselines=False)
+    assert res.params["importance"] == "fisher-matrix"
+    for name in ("conv1", "conv2"):
+        terms = selection_terms(res.stats[name].fisher_matrix, res.stats[name].similarity, len(res.kept[name]),
+                                mu=res.params["mu"])
+        x = np.zeros(res.stats[name].out_channels)
+        x[res.kept[name]] = 1.0
+        assert res.decisions[name].details["objective"] == pytest.approx(float(terms.objective(x)[0]), abs=1e-9)
+    assert res.removed == ["conv1", "conv2"] and 0.0 <= res.result.accuracy <= 1.0

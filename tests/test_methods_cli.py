@@ -92,10 +92,12 @@ def test_adaround_without_the_relaxation_baseline_and_a_bad_count(tmp_path, caps
     assert "relaxation_iterations must be a whole number of at least 0" in capsys.readouterr().err
 
 
-def test_filter_pruning_run_report_and_baselines(tmp_path):
-    report, bqm = _run(tmp_path, "--method", "filter-pruning", "--sparsity", "0.5", "--reads", "10",
-                       "--importance", "taylor", "--mu", "0.5")
+@pytest.mark.parametrize("options, importance", [(["--importance", "taylor", "--mu", "0.5"], "taylor"),
+                                                 ([], "fisher-matrix")])
+def test_filter_pruning_run_report_and_baselines(tmp_path, options, importance):
+    report, bqm = _run(tmp_path, "--method", "filter-pruning", "--sparsity", "0.5", "--reads", "10", *options)
     _common(report, "filter-pruning")
+    assert report["params"]["importance"] == importance
     assert report["qubo"]["num_subproblems"] == 2
     kept = report["best"]["decision"]
     assert set(kept) == {"conv1", "conv2"} and report["best"]["feasible"] is True

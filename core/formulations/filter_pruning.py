@@ -18,6 +18,16 @@ meaning: ``I`` is divided by its mean (mean importance 1) and ``S`` by
 "perfectly redundant with every other kept filter" like one average filter's
 importance; ``mu = 0`` gives exactly top-K by importance.
 
+With ``importance="fisher-matrix"`` the importance term is second order: the
+filters' whole empirical Fisher matrix F (mask variables; its diagonal is the
+Fisher score) estimates the loss increase of removing the unkept filters
+jointly, ``(1 - x)^T F (1 - x)`` (up to a factor 1/2N), so the QUBO also
+sees how removals compound or cancel, not only each filter alone. It replaces
+``-sum_i I[i] x[i]`` (see :class:`SelectionTerms`); F is normalised by the
+mean of its diagonal, so ``mu`` keeps its meaning. On a well-trained network
+the loss gradient is near zero and the first-order Taylor score is mostly
+noise, which is where this second-order term helps (benchmarks/RESULTS.md).
+
 Capacity search (exact K)
 -------------------------
 ``P (s - K)^2`` only depends on the count ``s``: among solutions with exactly
@@ -63,10 +73,10 @@ L1 norm) and ``l1_qubo`` (the same QUBO, same mu, S and capacity search, with
 ``I`` = L1 norms). An optional fine-tune (``finetune_epochs``) is applied
 identically to the QUBO result and every baseline.
 
-Public API: :func:`kept_count`, :func:`normalise`, :func:`filter_qubo`,
+Public API: :func:`kept_count`, :func:`normalise`, :func:`selection_terms`, :func:`filter_qubo`,
 :func:`qubo_energy`, :func:`capacity_search`, :func:`layer_formulation`,
 :func:`top_k`, :func:`refine_tt`, :func:`finetune`, :func:`prune_filters`,
-:class:`CapacityResult`, :class:`MethodResult`, :class:`FilterPruningResult`.
+:class:`SelectionTerms`, :class:`CapacityResult`, :class:`MethodResult`, :class:`FilterPruningResult`.
 """
 
 from __future__ import annotations
@@ -99,6 +109,8 @@ from core.solvers import check_sampler_like, sample_with
 
 METHOD = "filter-pruning"
 DEFAULT_MU = 1.0  # chosen on the validation split by benchmarks/filter_pruning.py (Taylor and L1 alike)
+# the best importance on the validation split in benchmarks/filter_pruning.py (Taylor 94.1%, Fisher matrix 96.4-96.9%)
+DEFAULT_IMPORTANCE = "fisher-matrix"
 DEFAULT_PENALTY = 0.1
 BASELINES = ("greedy_taylor", "l1_topk", "l1_qubo")
 REFINE_KINDS = ("tt",)
@@ -106,12 +118,14 @@ Progress = Callable[[float, str], None]
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_IMPORTANCE",
     "DEFAULT_MU",
     "DEFAULT_PENALTY",
     "METHOD",
     "CapacityResult",
     "FilterPruningResult",
     "MethodResult",
+    "SelectionTerms",
     "capacity_search",
     "filter_qubo",
     "finetune",
@@ -121,6 +135,7 @@ __all__ = [
     "prune_filters",
     "qubo_energy",
     "refine_tt",
+    "selection_terms",
     "swap_polish",
     "top_k",
 ]
@@ -155,15 +170,24 @@ def _check_sparsity(value: Any, name: str = "sparsity") -> float:
 
 def _check_vectors(importance: Any, similarity: Any) -> tuple[np.ndarray, np.ndarray]:
     imp = np.asarray(importance, dtype=np.float64)
-    if imp.ndim != 1 or imp.size < 1:
-        raise InvalidInputError("The importance scores must be a non-empty 1-D array (one per filter).")
+    if imp.ndim not in (1, 2) or imp.size < 1 or (imp.ndim == 2 and imp.shape[0] != imp.shape[1]):
+        raise InvalidInputError(
+            "The importance must be a non-empty 1-D array (one score per filter) or a square matrix "
+            "(the filters' Fisher matrix)."
+        )
+    c = imp.shape[0]
     sim = np.asarray(similarity, dtype=np.float64)
-    if sim.shape != (imp.size, imp.size):
-        raise InvalidInputError(f"The similarity matrix must be {imp.size} x {imp.size}, one row per filter.")
+    if sim.shape != (c, c):
+        raise InvalidInputError(f"The similarity matrix must be {c} x {c}, one row per filter.")
     if not (np.isfinite(imp).all() and np.isfinite(sim).all()):
         raise InvalidInputError("The importance scores and similarities must be finite numbers.")
-    if (imp < 0).any():
+    if imp.ndim == 1 and (imp < 0).any():
         raise InvalidInputError("Importance scores must not be negative.")
+    if imp.ndim == 2:
+        if (np.diag(imp) < 0).any():
+            raise InvalidInputError("The Fisher matrix's diagonal (each filter's own importance) must not be negative.")
+        if not np.allclose(imp, imp.T, rtol=1e-6, atol=1e-12 * max(float(np.abs(imp).max()), 1.0)):
+            raise InvalidInputError("The Fisher matrix must be symmetric.")
     if (sim < 0).any():
         raise InvalidInputError("Similarities must not be negative (use absolute correlations).")
     return imp, sim
@@ -175,8 +199,8 @@ def _check_selection(
     """Validated ``(importance, similarity, K, mu)`` of one layer's selection problem."""
     imp, sim = _check_vectors(importance, similarity)
     k = _check_int("K (filters kept)", k)
-    if k > imp.size:
-        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {imp.size}.")
+    if k > imp.shape[0]:
+        raise InvalidInputError(f"Cannot keep {k} filters of {name}: it has only {imp.shape[0]}.")
     return imp, sim, k, _check_float("mu", mu)
 
 
@@ -190,13 +214,50 @@ def kept_count(channels: int, sparsity: float) -> int:
 
 
 def normalise(importance: Any, similarity: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(I / mean(I), S_sym / max(K - 1, 1))`` with a zero diagonal (all-zero I stays zero)."""
+    """``(I / mean(I), S_sym / max(K - 1, 1))`` with a zero diagonal (all-zero I stays zero).
+
+    A Fisher matrix ``I`` is divided by the mean of its diagonal, so its
+    diagonal is normalised exactly like the Fisher scores it holds.
+    """
     imp, sim = _check_vectors(importance, similarity)
-    mean = float(imp.mean())
+    mean = float(np.diag(imp).mean() if imp.ndim == 2 else imp.mean())
     i_n = imp / mean if mean > 0 else np.zeros_like(imp)
     s = 0.5 * (sim + sim.T)
     np.fill_diagonal(s, 0.0)
     return i_n, s / max(int(k) - 1, 1)
+
+
+@dataclass(frozen=True)
+class SelectionTerms:
+    """One layer's objective at exactly K kept: ``-linear . x + sum_{i<j} pairs[i, j] x_i x_j``.
+
+    For importance scores, ``linear`` is the normalised I and ``pairs`` is
+    ``mu * S``. For a Fisher matrix F (normalised), the importance term is the
+    second-order loss estimate of removing the unkept filters,
+    ``(1 - x)^T F (1 - x)``, less its constant ``1^T F 1``: ``linear`` is
+    ``2 F 1 - diag(F)`` and ``pairs`` gains ``2 F[i, j]``. A diagonal F gives
+    exactly the Fisher-score QUBO.
+    """
+
+    linear: np.ndarray  # (C,)
+    pairs: np.ndarray  # (C, C), symmetric, zero diagonal
+
+    def objective(self, X: np.ndarray) -> np.ndarray:
+        """The objective of each row of ``X`` (kept indicators)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        return -X @ self.linear + np.einsum("ri,ij,rj->r", X, np.triu(self.pairs, 1), X)
+
+
+def selection_terms(importance: Any, similarity: Any, k: int, mu: float) -> SelectionTerms:
+    """The :class:`SelectionTerms` of one layer (normalised as :func:`normalise`)."""
+    i_n, s_n = normalise(importance, similarity, k)
+    mu = _check_float("mu", mu)
+    if i_n.ndim == 1:
+        return SelectionTerms(linear=i_n, pairs=mu * s_n)
+    f_n = 0.5 * (i_n + i_n.T)
+    cross = 2.0 * f_n
+    np.fill_diagonal(cross, 0.0)
+    return SelectionTerms(linear=2.0 * f_n.sum(axis=1) - np.diag(f_n), pairs=mu * s_n + cross)
 
 
 # --------------------------------------------------------------------------- the QUBO
@@ -206,16 +267,10 @@ def qubo_energy(
     x: Any, importance: Any, similarity: Any, k: int, *, mu: float, penalty: float, shift: float = 0.0
 ) -> float:
     """The formula evaluated directly on normalised I and S (for checks)."""
-    i_n, s_n = normalise(importance, similarity, k)
+    terms = selection_terms(importance, similarity, k, mu)
     x = np.asarray(x, dtype=np.float64)
     count = float(x.sum())
-    pair = float(x @ np.triu(s_n, 1) @ x)
-    return float(-i_n @ x + mu * pair + penalty * (count - k) ** 2 - shift * count)
-
-
-def _objective(X: np.ndarray, i_n: np.ndarray, s_n: np.ndarray, mu: float) -> np.ndarray:
-    """``-I.x + mu * sum_{i<j} S x_i x_j`` for rows of X (the energy at count K, lambda 0)."""
-    return -X @ i_n + mu * np.einsum("ri,ij,rj->r", X, np.triu(s_n, 1), X)
+    return float(terms.objective(x)[0] + penalty * (count - k) ** 2 - shift * count)
 
 
 def filter_qubo(
@@ -234,15 +289,16 @@ def filter_qubo(
     ``bqm.energy(x)`` equals :func:`qubo_energy` ``(x, ...)`` for every x.
     """
     imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
-    c = imp.size
+    c = imp.shape[0]
     penalty = _check_float("penalty", penalty)
     if isinstance(shift, bool) or not np.isfinite(float(shift)):
         raise InvalidInputError(f"shift must be a finite number, not {shift!r}.")
     shift = float(shift)
     i_n, s_n = normalise(imp, sim, k)
-    linear = -i_n + penalty * (1.0 - 2.0 * k) - shift
+    terms = selection_terms(imp, sim, k, mu)
+    linear = -terms.linear + penalty * (1.0 - 2.0 * k) - shift
     rows, cols = np.triu_indices(c, 1)
-    quad = mu * s_n[rows, cols] + 2.0 * penalty
+    quad = terms.pairs[rows, cols] + 2.0 * penalty
     bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
         linear, (rows, cols, quad), penalty * k * k, dimod.BINARY, variable_order=list(range(c))
     )
@@ -254,7 +310,8 @@ def filter_qubo(
         x = np.array([int(sample[i]) for i in range(c)], dtype=np.float64)
         kept = [i for i in range(c) if x[i]]
         violations = [] if len(kept) == k else [f"{name} keeps {len(kept)} filters, not exactly {k}"]
-        obj = float(_objective(x[None], i_n, s_n, mu)[0])
+        obj = float(terms.objective(x)[0])
+        redundancy = float(x @ np.triu(s_n, 1) @ x)
         return Decision(
             choices={name: kept},
             feasible=not violations,
@@ -264,8 +321,9 @@ def filter_qubo(
                 "count": len(kept),
                 "k": k,
                 "objective": obj,
-                "importance_kept": float(i_n @ x),
-                "redundancy_kept": float(x @ np.triu(s_n, 1) @ x),
+                # the importance term's share of the objective, with the sign of -sum I x
+                "importance_kept": mu * redundancy - obj,
+                "redundancy_kept": redundancy,
             },
         )
 
@@ -277,6 +335,7 @@ def filter_qubo(
             "layer": name,
             "importance": imp.tolist(),
             "importance_normalised": i_n.tolist(),
+            "importance_linear": terms.linear.tolist(),
             "similarity": sim.tolist(),
             "similarity_normalised": s_n.tolist(),
             "k": k,
@@ -323,12 +382,12 @@ def _samples_matrix(ss: dimod.SampleSet, c: int) -> np.ndarray:
     return np.asarray(ss.record.sample, dtype=np.float64)[:, cols]
 
 
-def _repair(x: np.ndarray, k: int, i_n: np.ndarray, s_n: np.ndarray, mu: float) -> np.ndarray:
+def _repair(x: np.ndarray, k: int, terms: SelectionTerms) -> np.ndarray:
     """Greedily add/remove the filter with the best marginal objective until K are kept."""
     x = x.copy()
     while x.sum() != k:
-        # change of the objective when filter i joins (x_i = 0) or leaves (x_i = 1); diag(S) = 0
-        marginal = -i_n + mu * (s_n @ x)
+        # change of the objective when filter i joins (x_i = 0) or leaves (x_i = 1); zero diagonal
+        marginal = -terms.linear + terms.pairs @ x
         if x.sum() < k:
             cand = np.flatnonzero(x == 0)
             x[cand[np.argmin(marginal[cand])]] = 1
@@ -381,13 +440,13 @@ def capacity_search(
     decoded solution keeps exactly ``k`` filters (see the module docstring)."""
     imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
     sampler = check_sampler_like(sampler)
-    c = imp.size
+    c = imp.shape[0]
     pen = DEFAULT_PENALTY if penalty is None else _check_float("penalty", penalty)
     max_solves = _check_int("max_solves", max_solves)
     num_reads = _check_int("num_reads", num_reads)
     seed = _check_int("seed", seed, 0)
     kwargs = dict(sample_kwargs or {})
-    i_n, s_n = normalise(imp, sim, k)
+    terms = selection_terms(imp, sim, k, mu)
 
     best_x: np.ndarray | None = None
     best_obj = np.inf
@@ -416,7 +475,7 @@ def capacity_search(
             history.append((pen, shift, count))
             feasible = X[X.sum(axis=1) == k]
             if feasible.shape[0]:
-                objs = _objective(feasible, i_n, s_n, mu)
+                objs = terms.objective(feasible)
                 j = int(np.argmin(objs))
                 if objs[j] < best_obj - 1e-12:
                     best_obj, best_x, best_at = float(objs[j]), feasible[j].copy(), (pen, shift)
@@ -438,12 +497,12 @@ def capacity_search(
     repaired = False
     if best_x is None:
         assert last_first is not None
-        best_x = _repair(last_first, k, i_n, s_n, mu)
+        best_x = _repair(last_first, k, terms)
         repaired = True
         best_at = (history[-1][0], history[-1][1])
     polish_swaps = 0
     if polish:
-        best_x, polish_swaps = swap_polish(best_x, i_n, s_n, mu)
+        best_x, polish_swaps = swap_polish(best_x, terms.linear, terms.pairs, 1.0)
     pen_f, shift_f = best_at
     form = filter_qubo(imp, sim, k, mu=mu, penalty=pen_f, shift=shift_f, name=name, importance_kind=importance_kind)
     form.params.update({"solves": solves, "hit": hit, "repaired": repaired, "polish_swaps": polish_swaps})
@@ -496,7 +555,7 @@ def layer_formulation(
     layer: str,
     *,
     sparsity: float,
-    importance: str = "taylor",
+    importance: str = DEFAULT_IMPORTANCE,
     mu: float = DEFAULT_MU,
     penalty: float = DEFAULT_PENALTY,
     shift: float = 0.0,
@@ -743,7 +802,7 @@ def prune_filters(
     calib: EvalData,
     *,
     sparsity: float | Mapping[str, float],
-    importance: str = "taylor",
+    importance: str = DEFAULT_IMPORTANCE,
     mu: float = DEFAULT_MU,
     sampler: str | dimod.Sampler | Callable[..., dimod.SampleSet] = "sa",
     num_reads: int = 50,
@@ -769,7 +828,7 @@ def prune_filters(
         model: the network (not modified; results are copies).
         calib: calibration data for importance, similarity and refinement.
         sparsity: fraction of filters removed, for all layers or per layer.
-        importance: "taylor", "fisher" or "l1" for the QUBO's I.
+        importance: "taylor", "fisher", "fisher-matrix" (default) or "l1" for the QUBO's importance term.
         mu: weight of the redundancy term (see the module docstring).
         sampler, num_reads, seed, sample_kwargs: passed to :func:`core.solvers.sample_with` (a registry name, dimod sampler or function).
         layers: conv layers to prune (default: every ordinary conv).
@@ -846,7 +905,8 @@ def prune_filters(
     refinement = None
     if refine == "tt":
         report(0.55, "Tensor-train refinement on the calibration loss")
-        scores = {n: stats[n].importance(importance) for n in names}
+        # per-filter scores order the swap candidates; a Fisher matrix contributes its diagonal
+        scores = {n: stats[n].importance("fisher" if importance == "fisher-matrix" else importance) for n in names}
         kept, refinement = refine_tt(evaluator.loss, kept, scores, seed=seed, **ropts)
         refinement["qubo_kept"] = {n: capacity[n].kept for n in names}
         timing["refine_s"] = refinement["time_s"]

@@ -48,11 +48,12 @@ from core.errors import InvalidInputError
 from core.formulations.base import Formulation
 from core.formulations.filter_pruning import (
     BASELINES,
+    DEFAULT_IMPORTANCE,
     DEFAULT_MU,
     filter_qubo,
     layer_formulation,
-    normalise,
     prune_filters,
+    selection_terms,
 )
 from core.methods.common import Progress, RegistrySampler, check_reads, ratio, skeleton
 from core.sensitivity.filters import conv_layer_names
@@ -76,22 +77,18 @@ def prunable_layers(model: Any) -> list[str]:
         return []
 
 
-def layer_problem(ws: Any, layer: str, *, sparsity: float, importance: str = "taylor",
+def layer_problem(ws: Any, layer: str, *, sparsity: float, importance: str = DEFAULT_IMPORTANCE,
                   mu: float = DEFAULT_MU, stats: Any = None) -> Formulation:
     """One conv layer's filter QUBO (shift 0) for the app's heatmap."""
     return layer_formulation(ws.model, ws.calibration, layer, sparsity=sparsity, importance=importance, mu=mu,
                              stats=stats)
 
 
-def _objective(x: np.ndarray, i_n: np.ndarray, s_n: np.ndarray, mu: float) -> np.ndarray:
-    return -x @ i_n + mu * np.einsum("ri,ij,rj->r", x, np.triu(s_n, 1), x)
-
-
 def _exact_layer(imp: np.ndarray, sim: np.ndarray, k: int, mu: float) -> float | None:
-    c = imp.size
+    c = sim.shape[0]
     if math.comb(c, k) > EXACT_MAX_SUBSETS:
         return None
-    i_n, s_n = normalise(imp, sim, k)
+    terms = selection_terms(imp, sim, k, mu)
     best = math.inf
     combos = itertools.combinations(range(c), k)
     while True:
@@ -100,11 +97,11 @@ def _exact_layer(imp: np.ndarray, sim: np.ndarray, k: int, mu: float) -> float |
             break
         x = np.zeros((len(chunk), c))
         x[np.repeat(np.arange(len(chunk)), k), np.asarray(chunk).ravel()] = 1.0
-        best = min(best, float(_objective(x, i_n, s_n, mu).min()))
+        best = min(best, float(terms.objective(x).min()))
     return best
 
 
-def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", mu: float = DEFAULT_MU,
+def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IMPORTANCE, mu: float = DEFAULT_MU,
                        refine: str | None = None, finetune_epochs: int = 0, sampler: str = "sa",
                        num_reads: int = 50, seed: int = 0, sampler_params: Mapping[str, Any] | None = None,
                        sampler_config: Mapping[str, Any] | None = None, compute_exact: bool = True,
@@ -149,8 +146,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = "taylor", 
         c = int(st.out_channels)
         x = np.zeros((1, c))
         x[0, result.kept[n]] = 1.0
-        i_n, s_n = normalise(imp, sim, k)
-        energies.append(float(_objective(x, i_n, s_n, mu)[0]))
+        energies.append(float(selection_terms(imp, sim, k, mu).objective(x)[0]))
         sample[n] = x[0].astype(int).tolist()
         total_vars += c
         total_inter += cap.formulation.bqm.num_interactions

@@ -12,6 +12,14 @@ set of N images:
   al. 2017, per sample then averaged);
 * ``fisher[c] = sum_n ( sum_hw a[n,c,h,w] * g[n,c,h,w] )^2`` — the Fisher
   (squared-gradient) estimate (Theis et al. 2018);
+* ``fisher_matrix[c, d] = sum_n t[n,c] t[n,d]`` with ``t[n,c] = sum_hw a * g``
+  — the whole empirical Fisher matrix of the filters' mask variables
+  (``fisher`` is its diagonal). Removing the set R of filters changes the
+  loss by about ``1/2 r^T F r / N`` (r the indicator of R; the gradient term
+  vanishes at a well-trained model), so the off-diagonal entries say how
+  removals compound (positive) or cancel (negative); the mask-Fisher form of
+  Kwon et al. 2022 ("A Fast Post-Training Pruning Framework for
+  Transformers"). The F2 QUBO uses it in full with ``importance="fisher-matrix"``;
 * ``l1[c] = sum | W[c] |`` — the L1 norm of the filter's weights (no data);
 * ``similarity[c, d]`` — redundancy of filters c and d: the absolute Pearson
   correlation (default) or the absolute cosine similarity of their flattened
@@ -38,7 +46,7 @@ from core.data.dataset import EvalData
 from core.errors import InvalidInputError
 from core.models.units import compressible_units
 
-IMPORTANCE_KINDS = ("taylor", "fisher", "l1")
+IMPORTANCE_KINDS = ("taylor", "fisher", "fisher-matrix", "l1")
 SIMILARITY_KINDS = ("pearson", "cosine")
 
 __all__ = [
@@ -52,7 +60,8 @@ __all__ = [
 
 @dataclass
 class FilterStats:
-    """Importance scores (C,) and the redundancy matrix (C, C) of one conv layer."""
+    """Importance scores (C,), the filters' Fisher matrix (C, C) and the
+    redundancy matrix (C, C) of one conv layer."""
 
     name: str
     taylor: np.ndarray
@@ -61,6 +70,7 @@ class FilterStats:
     similarity: np.ndarray
     similarity_kind: str
     n: int  # calibration images used
+    fisher_matrix: np.ndarray | None = None  # None only for statistics made without per-sample terms
 
     @property
     def out_channels(self) -> int:
@@ -69,6 +79,10 @@ class FilterStats:
     def importance(self, kind: str) -> np.ndarray:
         if kind not in IMPORTANCE_KINDS:
             raise InvalidInputError(f"importance must be one of {', '.join(IMPORTANCE_KINDS)}, not {kind!r}.")
+        if kind == "fisher-matrix":
+            if self.fisher_matrix is None:
+                raise InvalidInputError(f"No Fisher matrix was measured for layer {self.name!r}.")
+            return np.asarray(self.fisher_matrix, dtype=np.float64)
         return np.asarray(getattr(self, kind), dtype=np.float64)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,6 +92,7 @@ class FilterStats:
             "fisher": self.fisher.tolist(),
             "l1": self.l1.tolist(),
             "similarity": self.similarity.tolist(),
+            "fisher_matrix": None if self.fisher_matrix is None else self.fisher_matrix.tolist(),
             "similarity_kind": self.similarity_kind,
             "n": self.n,
         }
@@ -228,6 +243,7 @@ def filter_statistics(
             name=n,
             taylor=ag.abs().mean(dim=0).numpy(),
             fisher=(ag**2).sum(dim=0).numpy(),
+            fisher_matrix=(ag.T @ ag).numpy(),
             l1=w.abs().flatten(1).sum(dim=1).numpy(),
             similarity=moments[n].similarity(similarity),
             similarity_kind=similarity,
