@@ -337,9 +337,9 @@ def _show_multi(report):
     else:
         importance = report["params"].get("importance", "taylor")
         st.caption(f"This run's QUBO uses {importance} importance. On the built-in digits-cnn at 50% sparsity the "
-                   "Fisher-matrix QUBO (the default, chosen on the validation split) is about one point above the "
-                   "Taylor QUBO on test and still two below the L1-QUBO, whose lead is beyond chance on two of "
-                   "five seeds (benchmarks/RESULTS.md); μ and the importance matter a lot.")
+                   "Fisher-matrix QUBO (the default importance, chosen on the validation split) is about one point "
+                   "above the Taylor QUBO on test, mostly within chance, and two below the L1-QUBO, whose lead is "
+                   "beyond chance on two of five seeds (benchmarks/RESULTS.md); the importance and μ matter.")
         channels = {r["layer"]: r["channels"] for r in report["layers"]}
         st.plotly_chart(kept_filters_map(kept_per_layer(report), channels), key="kept_filters", width="stretch")
     st.dataframe(report["layers"], hide_index=True, width="stretch", key="layers_table",

@@ -39,7 +39,7 @@ import torch
 
 from core.compress.relaxed_rounding import relaxed_rounding_model
 from core.data import digits_split
-from core.evaluate import accuracy_and_loss, correct_predictions, paired_accuracy
+from core.evaluate import accuracy_and_loss, paired_accuracy
 from core.formulations.adaround import AdaroundResult, layer_errors, quantize_model_adaround
 from core.methods.adaround import RELAXATION_ITERATIONS
 from core.methods.common import RegistrySampler
@@ -104,16 +104,17 @@ def run(
                 "rtn": _agreement(res.rtn_model, model, evald.images),
                 "qubo": _agreement(res.model, model, evald.images),
             }
-            qubo_hits = correct_predictions(res.model, evald)
-            res.params["paired_rtn"] = paired_accuracy(qubo_hits, correct_predictions(res.rtn_model, evald))
+            qubo_hits = res.correct["qubo"]
+            res.params["paired_rtn"] = paired_accuracy(qubo_hits, res.correct["rtn"])
             if relaxation_iterations:
                 t0 = time.perf_counter()
                 relaxed = relaxed_rounding_model(model, calib, bits=bits, scale=scale, layers=layers,
                                                  iterations=relaxation_iterations)
                 names = [r.layer for r in res.layers]
+                relaxed_quality = accuracy_and_loss(relaxed, evald)
                 res.params["relaxed"] = {
-                    "accuracy": accuracy_and_loss(relaxed, evald).accuracy,
-                    "paired": paired_accuracy(qubo_hits, correct_predictions(relaxed, evald)),
+                    "accuracy": relaxed_quality.accuracy,
+                    "paired": paired_accuracy(qubo_hits, relaxed_quality.correct),
                     "agree": _agreement(relaxed, model, evald.images),
                     "errors": {n: e["error"] for n, e in layer_errors(relaxed, model, calib.images, names).items()},
                     "time_s": time.perf_counter() - t0,

@@ -31,7 +31,7 @@ import torch
 
 from core.data import digits_split
 from core.data.dataset import EvalData
-from core.evaluate import correct_predictions, paired_accuracy
+from core.evaluate import paired_accuracy
 from core.formulations.filter_pruning import FilterPruningResult, MethodResult, prune_filters
 from core.models import load_model
 from core.sensitivity.filters import IMPORTANCE_KINDS
@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| method | accuracy % (mean ± std) | per seed | test cross-entropy (mean ± std) | per seed "
           f"| QUBO ({chosen}) vs this, per seed (+only QUBO right/-only this right, McNemar p) |")
     print("|---|---:|---|---:|---|---|")
-    qubo_hits = [correct_predictions(r.result.model, split.test) for r in test[chosen]]
+    qubo_hits = [r.result.correct for r in test[chosen]]
     for key, (label, results, method) in rows.items():
         accs, losses = _per_seed(results, method), _per_seed(results, method, "loss")
         paired = "-" if key == f"qubo_{chosen}" else "; ".join(
-            paired_accuracy(hits, correct_predictions(_scored(r, method).model, split.test)).summary()
+            paired_accuracy(hits, _scored(r, method).correct).summary()
             for hits, r in zip(qubo_hits, results, strict=True))
         print(f"| {label} | {_mean_std(accs)} | {' '.join(f'{100 * a:.1f}' for a in accs)} "
               f"| {_mean_std(losses, 1.0, 3)} | {' '.join(f'{x:.3f}' for x in losses)} | {paired} |")

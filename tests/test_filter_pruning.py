@@ -477,11 +477,20 @@ def test_capacity_search_with_fisher_matrix_finds_the_brute_force_optimum() -> N
         (np.array([[1.0, 0.5], [0.1, 1.0]]), "symmetric"),
         (np.array([[-1.0, 0.0], [0.0, 1.0]]), "diagonal"),
         (np.ones((2, 3)), "square matrix"),
+        (np.array([[1.0, 5.0], [5.0, 1.0]]), "positive semi-definite"),
     ],
 )
 def test_bad_fisher_matrix_is_refused_in_plain_words(matrix: np.ndarray, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         filter_qubo(matrix, np.zeros((2, 2)), 1)
+
+
+def test_fisher_matrix_rounding_is_tolerated_and_the_kind_is_inferred() -> None:
+    nearly = np.array([[1e3, 1e-3], [1e-3 * (1 + 1e-4), 1e3]])  # float32-like rounding off the diagonal
+    form = filter_qubo(nearly, np.zeros((2, 2)), 1)
+    assert form.params["importance"] == "fisher-matrix"
+    assert np.allclose(form.tables["importance_normalised"], np.array(form.tables["importance_normalised"]).T)
+    assert filter_qubo(np.ones(2), np.zeros((2, 2)), 1).params["importance"] == "taylor"
 
 
 def test_fisher_matrix_is_the_default_and_prunes_digits_cnn(cnn: nn.Module, calib: EvalData) -> None:
@@ -494,3 +503,4 @@ def test_fisher_matrix_is_the_default_and_prunes_digits_cnn(cnn: nn.Module, cali
         x[res.kept[name]] = 1.0
         assert res.decisions[name].details["objective"] == pytest.approx(float(terms.objective(x)[0]), abs=1e-9)
     assert res.removed == ["conv1", "conv2"] and 0.0 <= res.result.accuracy <= 1.0
+    assert res.result.correct.shape == (len(calib),) and res.result.correct.mean() == res.result.accuracy

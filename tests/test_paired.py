@@ -69,6 +69,8 @@ def test_models_on_the_same_data():
     r = paired_accuracy(hits, correct_predictions(b, data))
     assert r.only_a - r.only_b == round(50 * (accuracy_and_loss(a, data).accuracy - accuracy_and_loss(b, data).accuracy))
     assert paired_accuracy(hits, correct_predictions(a, data)).p_value == 1.0
+    quality = accuracy_and_loss(a, data, batch_size=16)  # the same pass gives the per-example results
+    assert np.array_equal(quality.correct, hits) and quality.accuracy == hits.mean()
 
 
 def test_summary_of_a_report_field():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ class Quality:
     accuracy: float
     loss: float
     n: int
+    # per example, whether the top-1 class is the label: what paired tests need, without a second pass
+    correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), compare=False, repr=False)
 
 
 def _batched_logits(model: nn.Module, data: EvalData, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -36,18 +38,18 @@ def _batched_logits(model: nn.Module, data: EvalData, batch_size: int) -> Iterat
 
 
 def accuracy_and_loss(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> Quality:
-    """Top-1 accuracy and mean cross-entropy over ``data``."""
-    correct, total_loss = 0, 0.0
+    """Top-1 accuracy, mean cross-entropy and per-example correctness over ``data``."""
+    hits, total_loss = [], 0.0
     for logits, y in _batched_logits(model, data, batch_size):
         total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-    return Quality(accuracy=correct / len(data), loss=total_loss / len(data), n=len(data))
+        hits.append((logits.argmax(1) == y).numpy())
+    correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+    return Quality(accuracy=int(correct.sum()) / len(data), loss=total_loss / len(data), n=len(data), correct=correct)
 
 
 def correct_predictions(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> np.ndarray:
     """Per example of ``data``, whether the model's top-1 class is the label (bool array, in order)."""
-    hits = [(logits.argmax(1) == y).numpy() for logits, y in _batched_logits(model, data, batch_size)]
-    return np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+    return accuracy_and_loss(model, data, batch_size=batch_size).correct
 
 
 @dataclass(frozen=True)

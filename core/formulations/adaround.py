@@ -1020,6 +1020,7 @@ class AdaroundResult:
     params: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     accuracy: dict[str, float] | None = None
+    correct: dict[str, np.ndarray] | None = None  # per example of eval_data, keyed like ``accuracy``
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # W_hat per layer
 
     def table(self) -> list[dict[str, Any]]:
@@ -1273,15 +1274,14 @@ def quantize_model_adaround(
                 safeguard_rtn=kept_rtn,
             )
         )
-    accuracy = None
+    accuracy = correct = None
     if eval_data is not None:
         from core.evaluate.metrics import accuracy_and_loss
 
-        accuracy = {
-            "float": accuracy_and_loss(reference, eval_data).accuracy,
-            "qubo": accuracy_and_loss(qmodel, eval_data).accuracy,
-            "rtn": accuracy_and_loss(rtn_model, eval_data).accuracy,
-        }
+        quality = {key: accuracy_and_loss(m, eval_data) for key, m in
+                   (("float", reference), ("qubo", qmodel), ("rtn", rtn_model))}
+        accuracy = {key: q.accuracy for key, q in quality.items()}
+        correct = {key: q.correct for key, q in quality.items()}
     return AdaroundResult(
         model=qmodel,
         rtn_model=rtn_model,
@@ -1305,5 +1305,6 @@ def quantize_model_adaround(
         },
         timing={"quantize_s": quantize_s, "total_s": time.perf_counter() - t_start},
         accuracy=accuracy,
+        correct=correct,
         weights=weights,
     )

@@ -23,10 +23,13 @@ filters' whole empirical Fisher matrix F (mask variables; its diagonal is the
 Fisher score) estimates the loss increase of removing the unkept filters
 jointly, ``(1 - x)^T F (1 - x)`` (up to a factor 1/2N), so the QUBO also
 sees how removals compound or cancel, not only each filter alone. It replaces
-``-sum_i I[i] x[i]`` (see :class:`SelectionTerms`); F is normalised by the
-mean of its diagonal, so ``mu`` keeps its meaning. On a well-trained network
-the loss gradient is near zero and the first-order Taylor score is mostly
-noise, which is where this second-order term helps (benchmarks/RESULTS.md).
+``-sum_i I[i] x[i]`` (see :class:`SelectionTerms`). F is normalised by the
+mean of its diagonal, like the scores, but its cross terms are usually far
+larger than ``mu * S`` (on digits-cnn about 15-30 times at ``mu = 1``), so
+``mu`` matters much less than with per-filter scores. A likely reason it
+suits a well-trained network: there the loss gradient is near zero, so the
+first-order Taylor score is mostly noise and the second-order term leads
+(benchmarks/RESULTS.md has the measured, more modest, picture).
 
 Capacity search (exact K)
 -------------------------
@@ -108,7 +111,9 @@ from core.sensitivity.filters import (
 from core.solvers import check_sampler_like, sample_with
 
 METHOD = "filter-pruning"
-DEFAULT_MU = 1.0  # chosen on the validation split by benchmarks/filter_pruning.py (Taylor and L1 alike)
+# chosen on the validation split by benchmarks/filter_pruning.py for the Taylor QUBO and the L1-QUBO; the
+# Fisher-matrix QUBO is nearly flat in mu there (96.1-96.9% for mu 0-2; its best, mu = 0, is what RESULTS reports)
+DEFAULT_MU = 1.0
 # the best importance on the validation split in benchmarks/filter_pruning.py (Taylor 94.1%, Fisher matrix 96.4-96.9%)
 DEFAULT_IMPORTANCE = "fisher-matrix"
 DEFAULT_PENALTY = 0.1
@@ -186,8 +191,19 @@ def _check_vectors(importance: Any, similarity: Any) -> tuple[np.ndarray, np.nda
     if imp.ndim == 2:
         if (np.diag(imp) < 0).any():
             raise InvalidInputError("The Fisher matrix's diagonal (each filter's own importance) must not be negative.")
-        if not np.allclose(imp, imp.T, rtol=1e-6, atol=1e-12 * max(float(np.abs(imp).max()), 1.0)):
-            raise InvalidInputError("The Fisher matrix must be symmetric.")
+        largest = float(np.abs(imp).max())
+        asymmetry = float(np.abs(imp - imp.T).max())
+        if asymmetry > 1e-6 * largest:
+            raise InvalidInputError(
+                f"The Fisher matrix must be symmetric (F[i, j] = F[j, i]); its largest difference is "
+                f"{asymmetry / largest:.1e} of its largest entry."
+            )
+        lowest = float(np.linalg.eigvalsh(0.5 * (imp + imp.T))[0])
+        if lowest < -1e-8 * largest * imp.shape[0]:
+            raise InvalidInputError(
+                "The Fisher matrix must be positive semi-definite (a sum of outer products of per-example "
+                f"gradients); its lowest eigenvalue is {lowest:.3g}."
+            )
     if (sim < 0).any():
         raise InvalidInputError("Similarities must not be negative (use absolute correlations).")
     return imp, sim
@@ -220,6 +236,8 @@ def normalise(importance: Any, similarity: Any, k: int) -> tuple[np.ndarray, np.
     diagonal is normalised exactly like the Fisher scores it holds.
     """
     imp, sim = _check_vectors(importance, similarity)
+    if imp.ndim == 2:
+        imp = 0.5 * (imp + imp.T)
     mean = float(np.diag(imp).mean() if imp.ndim == 2 else imp.mean())
     i_n = imp / mean if mean > 0 else np.zeros_like(imp)
     s = 0.5 * (sim + sim.T)
@@ -254,10 +272,9 @@ def selection_terms(importance: Any, similarity: Any, k: int, mu: float) -> Sele
     mu = _check_float("mu", mu)
     if i_n.ndim == 1:
         return SelectionTerms(linear=i_n, pairs=mu * s_n)
-    f_n = 0.5 * (i_n + i_n.T)
-    cross = 2.0 * f_n
+    cross = 2.0 * i_n
     np.fill_diagonal(cross, 0.0)
-    return SelectionTerms(linear=2.0 * f_n.sum(axis=1) - np.diag(f_n), pairs=mu * s_n + cross)
+    return SelectionTerms(linear=2.0 * i_n.sum(axis=1) - np.diag(i_n), pairs=mu * s_n + cross)
 
 
 # --------------------------------------------------------------------------- the QUBO
@@ -282,13 +299,14 @@ def filter_qubo(
     penalty: float = DEFAULT_PENALTY,
     shift: float = 0.0,
     name: str = "layer",
-    importance_kind: str = "taylor",
+    importance_kind: str | None = None,
 ) -> Formulation:
     """The filter-selection QUBO of one layer (variables: filter indices 0..C-1).
 
     ``bqm.energy(x)`` equals :func:`qubo_energy` ``(x, ...)`` for every x.
     """
     imp, sim, k, mu = _check_selection(importance, similarity, k, mu, name)
+    importance_kind = importance_kind or ("fisher-matrix" if imp.ndim == 2 else "taylor")
     c = imp.shape[0]
     penalty = _check_float("penalty", penalty)
     if isinstance(shift, bool) or not np.isfinite(float(shift)):
@@ -321,7 +339,8 @@ def filter_qubo(
                 "count": len(kept),
                 "k": k,
                 "objective": obj,
-                # the importance term's share of the objective, with the sign of -sum I x
+                # minus the importance term of the objective: sum I x for scores, the (negated) removal
+                # estimate 1^T F 1 - (1 - x)^T F (1 - x) for a Fisher matrix
                 "importance_kept": mu * redundancy - obj,
                 "redundancy_kept": redundancy,
             },
@@ -398,20 +417,21 @@ def _repair(x: np.ndarray, k: int, terms: SelectionTerms) -> np.ndarray:
 
 
 def swap_polish(
-    x: np.ndarray, i_n: np.ndarray, s_n: np.ndarray, mu: float, *, max_steps: int = 10_000
+    x: np.ndarray, linear: np.ndarray, pairs: np.ndarray, mu: float = 1.0, *, max_steps: int = 10_000
 ) -> tuple[np.ndarray, int]:
     """Steepest-descent 1-swap search (one kept filter out, one pruned in) on
-    the objective at fixed count; returns (x, number of swaps made)."""
+    ``-linear . x + mu * sum_{i<j} pairs[i, j] x_i x_j`` (``pairs`` symmetric with
+    a zero diagonal, of any sign) at fixed count; returns (x, number of swaps made)."""
     x = x.astype(np.float64).copy()
     steps = 0
     while steps < max_steps:
-        marginal = -i_n + mu * (s_n @ x)  # objective change adding i (x_i=0) / minus removing i (x_i=1)
+        marginal = -linear + mu * (pairs @ x)  # objective change adding i (x_i=0) / minus removing i (x_i=1)
         out = np.flatnonzero(x == 1)
         inn = np.flatnonzero(x == 0)
         if not out.size or not inn.size:
             break
-        # swap o -> j: delta = -marginal[o] + marginal[j] - mu * S[o, j]
-        delta = -marginal[out][:, None] + marginal[inn][None, :] - mu * s_n[np.ix_(out, inn)]
+        # swap o -> j: delta = -marginal[o] + marginal[j] - mu * pairs[o, j]
+        delta = -marginal[out][:, None] + marginal[inn][None, :] - mu * pairs[np.ix_(out, inn)]
         a, b = np.unravel_index(int(np.argmin(delta)), delta.shape)
         if delta[a, b] >= -1e-12:
             break
@@ -433,7 +453,7 @@ def capacity_search(
     max_solves: int = 30,
     sample_kwargs: Mapping[str, Any] | None = None,
     name: str = "layer",
-    importance_kind: str = "taylor",
+    importance_kind: str | None = None,
     polish: bool = True,
 ) -> CapacityResult:
     """Solve one layer's QUBO with bisection on the linear shift so that the
@@ -502,7 +522,7 @@ def capacity_search(
         best_at = (history[-1][0], history[-1][1])
     polish_swaps = 0
     if polish:
-        best_x, polish_swaps = swap_polish(best_x, terms.linear, terms.pairs, 1.0)
+        best_x, polish_swaps = swap_polish(best_x, terms.linear, terms.pairs)
     pen_f, shift_f = best_at
     form = filter_qubo(imp, sim, k, mu=mu, penalty=pen_f, shift=shift_f, name=name, importance_kind=importance_kind)
     form.params.update({"solves": solves, "hit": hit, "repaired": repaired, "polish_swaps": polish_swaps})
@@ -722,6 +742,7 @@ class MethodResult:
     params: int
     removed: list[str]
     masked: dict[str, str]
+    correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)  # per eval example
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -794,6 +815,7 @@ def _score(
         params=pruned.params_after,
         removed=pruned.removed,
         masked=pruned.masked,
+        correct=q.correct,
     )
 
 

@@ -228,7 +228,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     ``relaxation_iterations`` > 0 adds AdaRound's continuous relaxation as a classical baseline
     (:mod:`core.compress.relaxed_rounding`): on the very channel problems the sampler solved (energies),
     and as a model rounded in order by it (accuracy); 0 leaves it out."""
-    from core.evaluate import correct_predictions, paired_accuracy, size_bits
+    from core.evaluate import paired_accuracy, size_bits
     from core.runs import evaluate_pair
 
     t_start = time.perf_counter()
@@ -294,7 +294,8 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     size_after = size_bits(ws.model, assignment)
     metrics = evaluate_pair(ws, result.model, size_after, latency_repeats=latency_repeats)
     rtn_acc = (result.accuracy or {}).get("rtn")
-    qubo_hits = correct_predictions(result.model, ws.data)  # paired against every baseline
+    assert result.correct is not None  # evaluated on eval_data=ws.data above
+    qubo_hits = result.correct["qubo"]  # paired against every baseline
     evaluate_s = time.perf_counter() - t2
     baselines = {"rtn": {
         "label": "round-to-nearest",
@@ -304,8 +305,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         "energy": float(sum(rtn_energies)),
         "energies": rtn_energies,
         "layers": [{"layer": r.layer, "error": r.error_rtn, "drift": r.drift_rtn} for r in result.layers],
-        "paired": paired_accuracy(qubo_hits, correct_predictions(result.rtn_model, ws.data)).as_dict(
-            "qubo", "baseline"),
+        "paired": paired_accuracy(qubo_hits, result.correct["rtn"]).as_dict("qubo", "baseline"),
     }}
     layer_rows = result.table()
     if relaxation_iterations:
@@ -314,9 +314,10 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         relaxed = relaxed_rounding_model(ws.model, ws.calibration, bits=result.bits, scale=result.scale,
                                          layers=names, iterations=relaxation_iterations)
         errors = layer_errors(relaxed, ws.model, ws.calibration.images, names)
+        relaxed_quality = accuracy_and_loss(relaxed, ws.data)
         baselines["adaround_relaxed"] = {
             "label": "AdaRound (continuous relaxation)",
-            "accuracy": accuracy_and_loss(relaxed, ws.data).accuracy,
+            "accuracy": relaxed_quality.accuracy,
             "size_bits": size_after,
             "compression_ratio": ratio(metrics["size_bits_before"], size_after),
             "energy": float(sum(relaxed_energies)),
@@ -324,7 +325,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
             "iterations": relaxation_iterations,
             "time_s": time.perf_counter() - t3,
             "layers": [{"layer": n, **errors[n]} for n in names],
-            "paired": paired_accuracy(qubo_hits, correct_predictions(relaxed, ws.data)).as_dict("qubo", "baseline"),
+            "paired": paired_accuracy(qubo_hits, relaxed_quality.correct).as_dict("qubo", "baseline"),
         }
         for row in layer_rows:
             row["error_relaxed"] = errors[row["layer"]]["error"]

@@ -108,7 +108,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
                        latency_repeats: int = 20,
                        progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """Prune, evaluate and report; returns (report, the first layer's BQM)."""
-    from core.evaluate import correct_predictions, paired_accuracy, size_bits
+    from core.evaluate import paired_accuracy, size_bits
     from core.runs import evaluate_pair
     from core.solvers import sampler_info
 
@@ -187,7 +187,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
                  "optimal": sum(1 for r in covered if reaches_optimum(r["best"], r["energy"])),
                  "subproblems": covered}
     baselines = {}
-    qubo_hits = correct_predictions(result.model, ws.data)
+    qubo_hits = result.result.correct  # prune_filters evaluated every model on ws.data
     for b in BASELINES:
         if b not in as_dict["baselines"]:
             continue
@@ -195,7 +195,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
         bits = 32 * int(d["params"])
         baselines[b] = {**d, "label": BASELINE_LABELS[b], "size_bits": bits,
                         "compression_ratio": ratio(metrics["size_bits_before"], bits),
-                        "paired": paired_accuracy(qubo_hits, correct_predictions(result.baselines[b].model, ws.data))
+                        "paired": paired_accuracy(qubo_hits, result.baselines[b].correct)
                         .as_dict("qubo", "baseline")}
     timing = result.timing
     report = skeleton(
