@@ -259,6 +259,8 @@ class SelectionTerms:
 
     linear: np.ndarray  # (C,)
     pairs: np.ndarray  # (C, C), symmetric, zero diagonal
+    importance: np.ndarray  # the normalised I (scores or matrix), as :func:`normalise` gives it
+    similarity: np.ndarray  # the normalised S
 
     def objective(self, X: np.ndarray) -> np.ndarray:
         """The objective of each row of ``X`` (kept indicators)."""
@@ -271,10 +273,11 @@ def selection_terms(importance: Any, similarity: Any, k: int, mu: float) -> Sele
     i_n, s_n = normalise(importance, similarity, k)
     mu = _check_float("mu", mu)
     if i_n.ndim == 1:
-        return SelectionTerms(linear=i_n, pairs=mu * s_n)
+        return SelectionTerms(linear=i_n, pairs=mu * s_n, importance=i_n, similarity=s_n)
     cross = 2.0 * i_n
     np.fill_diagonal(cross, 0.0)
-    return SelectionTerms(linear=2.0 * i_n.sum(axis=1) - np.diag(i_n), pairs=mu * s_n + cross)
+    return SelectionTerms(linear=2.0 * i_n.sum(axis=1) - np.diag(i_n), pairs=mu * s_n + cross, importance=i_n,
+                          similarity=s_n)
 
 
 # --------------------------------------------------------------------------- the QUBO
@@ -312,8 +315,8 @@ def filter_qubo(
     if isinstance(shift, bool) or not np.isfinite(float(shift)):
         raise InvalidInputError(f"shift must be a finite number, not {shift!r}.")
     shift = float(shift)
-    i_n, s_n = normalise(imp, sim, k)
     terms = selection_terms(imp, sim, k, mu)
+    i_n, s_n = terms.importance, terms.similarity
     linear = -terms.linear + penalty * (1.0 - 2.0 * k) - shift
     rows, cols = np.triu_indices(c, 1)
     quad = terms.pairs[rows, cols] + 2.0 * penalty
