@@ -118,7 +118,9 @@ if methods_run:
     st.caption("Every adaround and filter-pruning run stores its classical baselines (round-to-nearest; greedy "
                "Taylor, L1 top-K and the L1-QUBO) evaluated on the same data: the newest runs of each, by bit width "
                "or sparsity. Only series with the same model and setting compare like with like, and one test "
-               "example is 100/N points of accuracy: small gaps may be a single example.")
+               "example is 100/N points of accuracy: small gaps may be a single example. Hover a baseline's marker for "
+               "the paired test against that run's QUBO model (examples only one of the two gets right, and the "
+               "chance of a split at least that uneven between equally accurate models).")
     for method in methods_run:
         ids = [int(i) for i in table.loc[table["method"] == method, "id"].head(BASELINE_RUNS)]
         runs = guarded(store.get_many, ids, action="Loading runs") or {}

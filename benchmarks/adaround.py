@@ -15,7 +15,7 @@ only the QUBO model classifies correctly / only RTN's does, and the exact McNema
 * all layers of digits-cnn at 3 bits in under 30 s with SA.
 
     python -m benchmarks.adaround [--models digits-cnn digits-mlp] [--bits 8 7 ... 1]
-        [--scale minmax|mse] [--num-reads 4] [--num-sweeps 1000] [--calib 512]
+        [--scale minmax|mse] [--num-reads 4] [--num-sweeps 1000] [--calib 512] [--seed 0 [--retrain]]
         [--sampler mock-qpu-pegasus --layers conv1 conv2] [--relaxation-iterations 20000]
 
 ``--sampler`` takes any registry sampler instead of plain simulated annealing
@@ -23,6 +23,9 @@ only the QUBO model classifies correctly / only RTN's does, and the exact McNema
 ``--layers`` quantizes only those layers (the rest stay float). The classical
 AdaRound continuous relaxation (:mod:`core.compress.relaxed_rounding`) is run
 alongside on the same calibration data (``--relaxation-iterations 0`` skips it).
+``--retrain`` quantizes the models trained with ``--seed`` instead of the
+shipped ones (:mod:`benchmarks.networks`), to see whether a result holds
+beyond the one shipped network.
 
 ``--sa-rate`` instead checks the app's layer-time estimate
 (:meth:`core.methods.adaround.LayerSize.sa_seconds`) against sa's measured
@@ -37,13 +40,13 @@ import time
 
 import torch
 
+from benchmarks.networks import network
 from core.compress.relaxed_rounding import relaxed_rounding_model
 from core.data import digits_split
 from core.evaluate import accuracy_and_loss, paired_accuracy
 from core.formulations.adaround import AdaroundResult, layer_errors, quantize_model_adaround
 from core.methods.adaround import RELAXATION_ITERATIONS
 from core.methods.common import RegistrySampler
-from core.models import load_model
 
 ERROR_TARGET = 0.7
 ERROR_TARGET_BITS = (2, 3)
@@ -72,6 +75,7 @@ def run(
     sampler: str | None = None,
     layers: list[str] | None = None,
     relaxation_iterations: int = RELAXATION_ITERATIONS,
+    retrain: bool = False,
 ) -> dict[tuple[str, int], AdaroundResult]:
     split = digits_split()
     evald = split.val if eval_split == "val" else split.test
@@ -82,7 +86,7 @@ def run(
         max_vars, sample_kwargs = solver.max_dense_variables, {}
     results = {}
     for name in models:
-        model = load_model(name)
+        model = network(name, seed if retrain else None)
         for bits in bits_list:
             res = results[name, bits] = quantize_model_adaround(
                 model,
@@ -210,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-sweeps", type=int, default=1000)
     parser.add_argument("--calib", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retrain", action="store_true",
+                        help="quantize the model trained with --seed instead of the shipped one (seed 0 is the same)")
     parser.add_argument("--float-inputs", action="store_true", help="Gram matrices from the float network")
     parser.add_argument(
         "--target",
@@ -253,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler=args.sampler,
         layers=args.layers,
         relaxation_iterations=args.relaxation_iterations,
+        retrain=args.retrain,
     )
     table, failures = report(results)
     print(
@@ -260,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         f"sampler={args.sampler or 'SimulatedAnnealingSampler'}, layers={' '.join(args.layers or ['all'])} "
         f"(num_reads={args.num_reads}, num_sweeps={args.num_sweeps}) + descent polish, calibration "
         f"{args.calib} train images (seed {args.seed}), "
+        f"{f'models trained with seed {args.seed}' if args.retrain else 'shipped models'}, "
         f"{'float' if args.float_inputs else 'quantized'} inputs, target={args.target}, "
         f"safeguard={'on' if args.safeguard else 'off'}, accuracy on the {args.eval_split} split; "
         f"{platform.machine()}, torch threads {torch.get_num_threads()}, total {time.perf_counter() - t0:.0f} s"

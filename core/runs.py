@@ -19,7 +19,7 @@ import numpy as np
 from torch import nn
 
 from core.errors import InvalidInputError
-from core.evaluate import accuracy_and_loss, measure_latency, size_bits, sparsity
+from core.evaluate import Quality, accuracy_and_loss, measure_latency, size_bits, sparsity
 from core.formulations.base import Decision, Formulation
 from core.formulations.filter_pruning import DEFAULT_IMPORTANCE, DEFAULT_MU
 from core.jsonable import to_jsonable
@@ -188,10 +188,14 @@ def compressed_size_bits(ws: Workspace, formulation: Formulation, decision: Deci
 
 
 def evaluate_pair(ws: Workspace, compressed: nn.Module, size_after: int, *, latency_repeats: int = 20,
-                  threads: int = 1) -> dict[str, float]:
-    """Accuracy, size, sparsity and latency before and after compression."""
-    before = accuracy_and_loss(ws.model, ws.data)
-    after = accuracy_and_loss(compressed, ws.data)
+                  threads: int = 1, before: Quality | None = None, after: Quality | None = None) -> dict[str, float]:
+    """Accuracy, size, sparsity and latency before and after compression.
+
+    ``before`` / ``after``: the original's / compressed model's quality on ``ws.data`` when the caller
+    has already measured it (a method that scores its baselines too), so the data is not run again.
+    """
+    before = before if before is not None else accuracy_and_loss(ws.model, ws.data)
+    after = after if after is not None else accuracy_and_loss(compressed, ws.data)
     lat_before = measure_latency(ws.model, ws.input_shape, batch_sizes=(1,), repeats=latency_repeats,
                                  threads=threads)
     lat_after = measure_latency(compressed, ws.input_shape, batch_sizes=(1,), repeats=latency_repeats,

@@ -10,6 +10,8 @@ import dimod
 import pytest
 
 from core.cli import main
+from core.compress.filters import apply_filter_decision
+from core.evaluate import accuracy_and_loss
 
 FP32_CNN_BITS = 32 * 9930
 TOP = {"model", "method", "sampler", "seed", "qubo", "energies", "energies_note", "best", "exact", "metrics",
@@ -44,9 +46,13 @@ def _check_paired(paired: dict, accuracy: float, baseline_accuracy: float) -> No
     assert 0 < paired["p_value"] <= 1
 
 
-def test_adaround_run_report_and_rtn_baseline(tmp_path):
+def test_adaround_run_report_and_rtn_baseline(tmp_path, digits_cnn_workspace):
     report, bqm = _run(tmp_path, "--method", "adaround", "--bits", "3", "--reads", "2")
     _common(report, "adaround")
+    # the float model's metrics reuse the method's own evaluation: they are a fresh evaluation's
+    fresh = accuracy_and_loss(digits_cnn_workspace.model, digits_cnn_workspace.data)
+    m = report["metrics"]
+    assert m["accuracy_before"] == fresh.accuracy and m["loss_before"] == pytest.approx(fresh.loss, rel=1e-6)
     assert report["qubo"]["num_subproblems"] == 16 + 32 + 10  # output channels of conv1, conv2, fc
     m = report["metrics"]
     # every weight at 3 bits, biases and one scale per output channel at 32
@@ -94,7 +100,7 @@ def test_adaround_without_the_relaxation_baseline_and_a_bad_count(tmp_path, caps
 
 @pytest.mark.parametrize("options, importance", [(["--importance", "taylor", "--mu", "0.5"], "taylor"),
                                                  ([], "fisher-matrix")])
-def test_filter_pruning_run_report_and_baselines(tmp_path, options, importance):
+def test_filter_pruning_run_report_and_baselines(tmp_path, options, importance, digits_cnn_workspace):
     report, bqm = _run(tmp_path, "--method", "filter-pruning", "--sparsity", "0.5", "--reads", "10", *options)
     _common(report, "filter-pruning")
     assert report["params"]["importance"] == importance
@@ -103,6 +109,11 @@ def test_filter_pruning_run_report_and_baselines(tmp_path, options, importance):
     assert set(kept) == {"conv1", "conv2"} and report["best"]["feasible"] is True
     assert [len(kept["conv1"]), len(kept["conv2"])] == [8, 16]  # half of 16 and 32 filters
     m = report["metrics"]
+    # the metrics reuse prune_filters' scores: they are those of the models evaluated afresh
+    ws = digits_cnn_workspace
+    for model, suffix in ((ws.model, "before"), (apply_filter_decision(ws.model, kept).model, "after")):
+        fresh = accuracy_and_loss(model, ws.data)
+        assert m[f"accuracy_{suffix}"] == fresh.accuracy and m[f"loss_{suffix}"] == pytest.approx(fresh.loss, rel=1e-6)
     assert m["size_bits_after"] == 32 * m["params_after"] < FP32_CNN_BITS
     assert m["filter_sparsity"] == pytest.approx(0.5)
     assert m["compression_ratio"] == pytest.approx(FP32_CNN_BITS / m["size_bits_after"])

@@ -49,13 +49,15 @@ def test_kept_filters_map_marks_kept_filters_per_method():
     assert len(kept_filters_map({}, {}).data) == 0
 
 
-def _adaround(bits, acc, rtn, scale="minmax", model="digits-cnn"):
+def _adaround(bits, acc, rtn, scale="minmax", model="digits-cnn", paired=None):
+    rtn_entry = {"label": "round-to-nearest", "accuracy": rtn} | ({"paired": paired} if paired else {})
     return {"method": "adaround", "model": model, "params": {"bits": bits, "scale": scale},
-            "metrics": {"accuracy_after": acc}, "baselines": {"rtn": {"label": "round-to-nearest", "accuracy": rtn}}}
+            "metrics": {"accuracy_after": acc}, "baselines": {"rtn": rtn_entry}}
 
 
 def test_baseline_comparison_adaround_series_per_scale_sorted_by_bits():
-    runs = {3: _adaround(4, 0.99, 0.98), 1: _adaround(2, 0.97, 0.48), 2: _adaround(2, 0.986, 0.981, "mse"),
+    paired = {"qubo_only": 180, "baseline_only": 2, "n": 360, "p_value": 1e-50}
+    runs = {3: _adaround(4, 0.99, 0.98), 1: _adaround(2, 0.97, 0.48, paired=paired), 2: _adaround(2, 0.986, 0.981, "mse"),
             9: {"method": "mixed-precision"}}  # other methods are left out
     fig = baseline_comparison(runs, "adaround")
     by_name = {t.name: t for t in fig.data}
@@ -63,6 +65,9 @@ def test_baseline_comparison_adaround_series_per_scale_sorted_by_bits():
                             "digits-cnn, mse: QUBO", "digits-cnn, mse: round-to-nearest"}
     rtn = by_name["digits-cnn, minmax: round-to-nearest"]
     assert list(rtn.x) == [2.0, 4.0] and list(rtn.y) == pytest.approx([48.0, 98.0]) and list(rtn.text) == ["#1", "#3"]
+    # the paired test shows on hover where the run stored one (run #1); older runs (#3) just have none
+    assert list(rtn.customdata) == ["<br>QUBO model vs this: +180 / −2 images, p = 1e-50", ""]
+    assert "%{customdata}" in rtn.hovertemplate and list(by_name["digits-cnn, minmax: QUBO"].customdata) == ["", ""]
     assert fig.layout.xaxis.title.text == "bits per weight"
 
 

@@ -124,6 +124,7 @@ from core.compress.quantize import (
 from core.compress.rounding import apply_rounding
 from core.data.dataset import EvalData
 from core.errors import InvalidInputError
+from core.evaluate.metrics import Quality, accuracy_and_loss
 from core.formulations.base import Decision, Formulation
 from core.models.units import COMPRESSIBLE
 from core.solvers import sample_with
@@ -1021,6 +1022,7 @@ class AdaroundResult:
     timing: dict[str, float] = field(default_factory=dict)
     accuracy: dict[str, float] | None = None
     correct: dict[str, np.ndarray] | None = None  # per example of eval_data, keyed like ``accuracy``
+    quality: dict[str, Quality] | None = None  # accuracy, loss and per-example hits, keyed like ``accuracy``
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # W_hat per layer
 
     def table(self) -> list[dict[str, Any]]:
@@ -1274,10 +1276,8 @@ def quantize_model_adaround(
                 safeguard_rtn=kept_rtn,
             )
         )
-    accuracy = correct = None
+    accuracy = correct = quality = None
     if eval_data is not None:
-        from core.evaluate.metrics import accuracy_and_loss
-
         quality = {key: accuracy_and_loss(m, eval_data) for key, m in
                    (("float", reference), ("qubo", qmodel), ("rtn", rtn_model))}
         accuracy = {key: q.accuracy for key, q in quality.items()}
@@ -1306,5 +1306,6 @@ def quantize_model_adaround(
         timing={"quantize_s": quantize_s, "total_s": time.perf_counter() - t_start},
         accuracy=accuracy,
         correct=correct,
+        quality=quality,
         weights=weights,
     )

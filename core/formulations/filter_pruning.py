@@ -140,6 +140,7 @@ __all__ = [
     "prune_filters",
     "qubo_energy",
     "refine_tt",
+    "selection_bqm",
     "selection_terms",
     "swap_polish",
     "top_k",
@@ -293,6 +294,21 @@ def qubo_energy(
     return float(terms.objective(x)[0] + penalty * (count - k) ** 2 - shift * count)
 
 
+def selection_bqm(terms: SelectionTerms, k: int, *, penalty: float, shift: float = 0.0) -> dimod.BinaryQuadraticModel:
+    """``terms``' objective plus ``penalty * (sum x - k)^2 - shift * sum x`` as a BQM on filters 0..C-1.
+
+    No checks: :func:`filter_qubo` is the validated entry point; the capacity
+    search calls this directly for each new (penalty, shift).
+    """
+    c = terms.linear.shape[0]
+    linear = -terms.linear + penalty * (1.0 - 2.0 * k) - shift
+    rows, cols = np.triu_indices(c, 1)
+    quad = terms.pairs[rows, cols] + 2.0 * penalty
+    return dimod.BinaryQuadraticModel.from_numpy_vectors(
+        linear, (rows, cols, quad), penalty * k * k, dimod.BINARY, variable_order=list(range(c))
+    )
+
+
 def filter_qubo(
     importance: Any,
     similarity: Any,
@@ -317,12 +333,7 @@ def filter_qubo(
     shift = float(shift)
     terms = selection_terms(imp, sim, k, mu)
     i_n, s_n = terms.importance, terms.similarity
-    linear = -terms.linear + penalty * (1.0 - 2.0 * k) - shift
-    rows, cols = np.triu_indices(c, 1)
-    quad = terms.pairs[rows, cols] + 2.0 * penalty
-    bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
-        linear, (rows, cols, quad), penalty * k * k, dimod.BINARY, variable_order=list(range(c))
-    )
+    bqm = selection_bqm(terms, k, penalty=penalty, shift=shift)
 
     def decoder(sample: Mapping[Any, int]) -> Decision:
         missing = [i for i in range(c) if i not in sample]
@@ -487,8 +498,8 @@ def capacity_search(
         for _ in range(per_attempt):
             if solves >= max_solves:
                 break
-            form = filter_qubo(imp, sim, k, mu=mu, penalty=pen, shift=shift, name=name)
-            ss = sample_with(sampler, form.bqm, num_reads=num_reads, seed=seed + solves, **kwargs)
+            bqm = selection_bqm(terms, k, penalty=pen, shift=shift)
+            ss = sample_with(sampler, bqm, num_reads=num_reads, seed=seed + solves, **kwargs)
             solves += 1
             X = _samples_matrix(ss, c)
             energies = np.asarray(ss.record.energy)

@@ -292,9 +292,10 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     t2 = time.perf_counter()
     assignment = dict.fromkeys(names, result.bits)
     size_after = size_bits(ws.model, assignment)
-    metrics = evaluate_pair(ws, result.model, size_after, latency_repeats=latency_repeats)
+    assert result.quality is not None and result.correct is not None  # evaluated on eval_data=ws.data above
+    metrics = evaluate_pair(ws, result.model, size_after, latency_repeats=latency_repeats,
+                            before=result.quality["float"], after=result.quality["qubo"])
     rtn_acc = (result.accuracy or {}).get("rtn")
-    assert result.correct is not None  # evaluated on eval_data=ws.data above
     qubo_hits = result.correct["qubo"]  # paired against every baseline
     evaluate_s = time.perf_counter() - t2
     baselines = {"rtn": {

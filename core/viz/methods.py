@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.errors import InvalidInputError
+from core.evaluate.paired import paired_summary
 from core.viz._common import base_layout, colour, empty_figure
 
 
@@ -99,6 +100,12 @@ def _baseline_x(report: Mapping[str, Any]) -> float:
     return float(np.mean([float(v) for v in values]))
 
 
+def _paired_hover(baseline: Mapping[str, Any]) -> str:
+    """The hover line with a baseline's paired test against the run's QUBO model (empty for older runs)."""
+    summary = paired_summary(baseline.get("paired"))
+    return f"<br>QUBO model vs this: {summary}" if summary else ""
+
+
 def baseline_comparison(reports: Mapping[int, Mapping[str, Any]], method: str, *, title: str | None = None) -> go.Figure:
     """Accuracy of saved ``method`` runs (``{run id: report}``) next to the
     classical baselines stored in each report (``baselines.*.accuracy``): for
@@ -108,7 +115,7 @@ def baseline_comparison(reports: Mapping[int, Mapping[str, Any]], method: str, *
     if method not in _BASELINE_AXES:
         raise InvalidInputError(f"No baseline comparison for method {method!r}.")
     title = title or f"{method}: the QUBO and its baselines, saved runs"
-    series: dict[str, tuple[list[float], list[float], list[str]]] = {}
+    series: dict[str, tuple[list[float], list[float], list[str], list[str]]] = {}
     for run_id, report in reports.items():
         if report.get("method") != method:
             continue
@@ -120,31 +127,33 @@ def baseline_comparison(reports: Mapping[int, Mapping[str, Any]], method: str, *
             # nothing but the model and sparsity (filter pruning's baselines do not use the importance)
             qubo_name = f"{model}, {params.get('scale') if method == 'adaround' else params.get('importance')}: QUBO"
             base_prefix = f"{model}, {params.get('scale')}: " if method == "adaround" else f"{model}: "
-            points = [(qubo_name, report["metrics"]["accuracy_after"])]
-            points += [(base_prefix + b.get("label", name), b.get("accuracy"))
+            points = [(qubo_name, report["metrics"]["accuracy_after"], "")]
+            points += [(base_prefix + b.get("label", name), b.get("accuracy"), _paired_hover(b))
                        for name, b in report.get("baselines", {}).items()]
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"Run #{run_id} is not a complete {method} report.") from exc
-        for label, acc in points:
+        for label, acc, paired in points:
             if acc is None:
                 continue
-            xs, ys, ids = series.setdefault(label, ([], [], []))
+            xs, ys, ids, tests = series.setdefault(label, ([], [], [], []))
             xs.append(x)
             ys.append(100.0 * float(acc))
             ids.append(f"#{run_id}")
+            tests.append(paired)
     if not series:
         return empty_figure(title, f"No saved {method} runs yet: run {method} on the Solve page.")
     fig = go.Figure()
     baseline_symbols = iter(["diamond-open", "square-open", "triangle-up-open", "x-thin-open", "star-open"] * 8)
-    for i, (name, (xs, ys, ids)) in enumerate(sorted(series.items())):
+    for i, (name, (xs, ys, ids, tests)) in enumerate(sorted(series.items())):
         order = np.argsort(xs, kind="stable")
         qubo = name.endswith(": QUBO")
         fig.add_scatter(
             name=name, x=[xs[k] for k in order], y=[ys[k] for k in order], text=[ids[k] for k in order],
+            customdata=[tests[k] for k in order],
             mode="lines+markers", marker={"color": colour(i), "size": 10 if qubo else 9,
                                           "symbol": "circle" if qubo else next(baseline_symbols)},
             line={"color": colour(i), "width": 2 if qubo else 1, "dash": "solid" if qubo else "dot"},
-            hovertemplate="%{text} " + name + "<br>%{x}: %{y:.2f}%<extra></extra>",
+            hovertemplate="%{text} " + name + "<br>%{x}: %{y:.2f}%%{customdata}<extra></extra>",
         )
     base_layout(fig, title, xaxis_title=_BASELINE_AXES[method], yaxis_title="accuracy (%)", height=520,
                 legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})

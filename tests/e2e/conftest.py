@@ -14,8 +14,9 @@ Fixtures
 ``chromium_page`` (function)
     A Playwright ``Page`` in Debian's headless Chromium (``/usr/bin/chromium``,
     never Playwright's own browser download) with a fresh temporary profile and a
-    1400x1000 viewport. Named distinctly so it never collides with pytest-playwright's
-    ``browser``/``page`` fixtures. When the test fails (or xfails) a screenshot is
+    1400x1000 viewport, from the ``playwright`` package itself (the pytest-playwright
+    plugin is not used: its autouse fixture wiped ./test-results at the start of every
+    pytest session, whoever started it). When the test fails (or xfails) a screenshot is
     saved as ``test-results/e2e/FAILED-<test name>.png``.
 ``app_page`` (function)
     ``chromium_page`` opened on the app's Home page, with the first script run finished.
@@ -52,9 +53,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# pytest-playwright wipes ./test-results at the start of *every* pytest session (its autouse
-# delete_output_dir fixture), so a concurrent pytest run elsewhere in the repo can delete these files
-# mid-run; QCL_E2E_OUTPUT_DIR puts them somewhere else when that matters.
+# QCL_E2E_OUTPUT_DIR puts the screenshots and the server log somewhere other than ./test-results/e2e.
 OUTPUT_DIR = Path(os.environ.get("QCL_E2E_OUTPUT_DIR") or REPO_ROOT / "test-results" / "e2e").resolve()
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
