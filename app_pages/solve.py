@@ -6,7 +6,7 @@ import time
 import streamlit as st
 
 from core.errors import InvalidInputError
-from core.evaluate.paired import SIGNIFICANCE_LEVEL, paired_summary
+from core.evaluate.paired import paired_caption, paired_summary
 from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION
 from core.methods.adaround import workload
 from core.methods.filter_pruning import kept_per_layer
@@ -261,28 +261,6 @@ def _multi_check_caption(report, what):
         return text
     swaps = sum(r.get("polish_swaps", 0) for r in layers)
     return text + f" After the sampler, {swaps} 1-swap descent move{'s' if swaps != 1 else ''} improved the kept sets."
-
-
-def paired_caption(baselines, num_examples):
-    """Which baselines' accuracies the paired test tells apart from the QUBO model's, in a sentence."""
-    tested = {b.get("label", name): b["paired"]["p_value"] for name, b in baselines.items()
-              if (b.get("paired") or {}).get("p_value") is not None}
-    if not tested:
-        return ""
-    within = [label for label, p in tested.items() if p >= SIGNIFICANCE_LEVEL]
-    apart = [label for label, p in tested.items() if p < SIGNIFICANCE_LEVEL]
-    on = f"the same {num_examples} examples" if num_examples else "the same examples"
-
-    def listed(labels):
-        return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
-
-    parts = []
-    if within:
-        parts.append(f"from {listed(within)} by no more than chance (p ≥ {SIGNIFICANCE_LEVEL:g})")
-    if apart:
-        parts.append(f"from {listed(apart)} by more than chance (p < {SIGNIFICANCE_LEVEL:g})")
-    return (f"Paired test on {on}: the QUBO model's accuracy differs " + "; and ".join(parts) + ". Small "
-            "evaluation sets cannot tell close accuracies apart, whatever the table's decimals suggest.")
 
 
 def _show_multi(report):

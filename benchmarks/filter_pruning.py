@@ -55,8 +55,8 @@ def _run(
         out.append(
             prune_filters(
                 network("digits-cnn", seed if retrain else None), calib, sparsity=sparsity, importance=importance,
-                mu=mu, sampler="sa", num_reads=num_reads, seed=seed, eval_data=eval_data, refine="tt" if refine else None, measure_speed=False,
-                similarity=similarity, baselines=baselines,
+                mu=mu, sampler="sa", num_reads=num_reads, seed=seed, eval_data=eval_data,
+                refine="tt" if refine else None, measure_speed=False, similarity=similarity, baselines=baselines,
             )
         )
     return out
@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds = list(dict.fromkeys(args.importance))
 
     print(f"## F2 filter pruning, digits-cnn, {100 * args.sparsity:.0f}% filter sparsity, no fine-tuning\n")
-    network = "a digits-cnn trained with that seed" if args.retrain else "the shipped digits-cnn"
-    print(f"Seeds {args.seeds}, each on {network}; calibration {args.calib} train images per seed; SA, {args.num_reads} reads; "
+    on = "a digits-cnn trained with that seed" if args.retrain else "the shipped digits-cnn"
+    print(f"Seeds {args.seeds}, each on {on}; calibration {args.calib} train images per seed; "
+          f"SA, {args.num_reads} reads; "
           f"redundancy: |{args.similarity}| of conv outputs; "
           f"{platform.machine()}, torch {torch.__version__}.\n")
     print("### Selection on validation (accuracy %, mean ± std over seeds)\n")

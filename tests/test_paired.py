@@ -14,7 +14,7 @@ from torch import nn
 from core.data.dataset import EvalData
 from core.errors import InvalidInputError
 from core.evaluate import accuracy_and_loss, correct_predictions, paired_accuracy
-from core.evaluate.paired import paired_summary
+from core.evaluate.paired import paired_caption, paired_summary
 
 
 def _binomial_two_sided(k: int, n: int) -> float:
@@ -78,3 +78,15 @@ def test_summary_of_a_report_field():
     assert set(d) == {"qubo_only", "baseline_only", "n", "p_value", "test"}
     assert paired_summary(d) == "+3 / \u22121 images, p = 0.62"
     assert paired_summary(None) is None and paired_summary({}) is None
+
+
+def test_caption_names_the_baselines_within_and_beyond_chance():
+    baselines = {"rtn": {"label": "round-to-nearest", "paired": {"p_value": 0.003}},
+                 "greedy": {"label": "greedy Taylor", "paired": {"p_value": 0.5}},
+                 "l1": {"label": "L1-QUBO", "paired": {"p_value": 1.0}},
+                 "old": {"label": "an older run's baseline"}}  # saved before reports had the test: left out
+    caption = paired_caption(baselines, 360)
+    assert caption.startswith("Paired test on the same 360 examples: the QUBO model's accuracy differs from "
+                              "greedy Taylor and L1-QUBO by no more than chance (p ≥ 0.05); and from "
+                              "round-to-nearest by more than chance (p < 0.05).")
+    assert "older" not in caption and paired_caption({"old": {}}, 360) == ""

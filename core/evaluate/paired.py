@@ -10,7 +10,7 @@ two-sided p-value is the binomial probability of a split at least that uneven
 classifiers on one test set). On the digits test split a one-image difference
 is 0.28 points of accuracy and p = 1: accuracy tables should be read with it.
 
-Public API: :class:`PairedAccuracy`, :func:`paired_accuracy`, :func:`paired_summary`.
+Public API: :class:`PairedAccuracy`, :func:`paired_accuracy`, :func:`paired_summary`, :func:`paired_caption`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "TEST_NAME",
     "PairedAccuracy",
     "paired_accuracy",
+    "paired_caption",
     "paired_summary",
 ]
 
@@ -82,3 +83,26 @@ def paired_summary(paired: Mapping[str, Any] | None) -> str | None:
         return None
     return PairedAccuracy(only_a=int(paired.get("qubo_only", 0)), only_b=int(paired.get("baseline_only", 0)),
                           n=int(paired.get("n", 0)), p_value=float(paired["p_value"])).summary()
+
+
+def paired_caption(baselines: Mapping[str, Mapping[str, Any]], num_examples: int | None) -> str:
+    """In one sentence, which of a report's ``baselines`` the paired test tells apart from the QUBO model
+    (empty when none carries a ``paired`` field)."""
+    tested = {b.get("label", name): b["paired"]["p_value"] for name, b in baselines.items()
+              if (b.get("paired") or {}).get("p_value") is not None}
+    if not tested:
+        return ""
+    within = [label for label, p in tested.items() if p >= SIGNIFICANCE_LEVEL]
+    apart = [label for label, p in tested.items() if p < SIGNIFICANCE_LEVEL]
+    on = f"the same {num_examples} examples" if num_examples else "the same examples"
+
+    def listed(labels: list[str]) -> str:
+        return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+
+    parts = []
+    if within:
+        parts.append(f"from {listed(within)} by no more than chance (p ≥ {SIGNIFICANCE_LEVEL:g})")
+    if apart:
+        parts.append(f"from {listed(apart)} by more than chance (p < {SIGNIFICANCE_LEVEL:g})")
+    return (f"Paired test on {on}: the QUBO model's accuracy differs " + "; and ".join(parts) + ". Small "
+            "evaluation sets cannot tell close accuracies apart, whatever the table's decimals suggest.")

@@ -1020,10 +1020,18 @@ class AdaroundResult:
     scale: str
     params: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
-    accuracy: dict[str, float] | None = None
-    correct: dict[str, np.ndarray] | None = None  # per example of eval_data, keyed like ``accuracy``
-    quality: dict[str, Quality] | None = None  # accuracy, loss and per-example hits, keyed like ``accuracy``
+    # on eval_data, keyed "float", "qubo", "rtn": accuracy, loss and per-example hits
+    quality: dict[str, Quality] | None = None
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # W_hat per layer
+
+    @property
+    def accuracy(self) -> dict[str, float] | None:
+        return None if self.quality is None else {key: q.accuracy for key, q in self.quality.items()}
+
+    @property
+    def correct(self) -> dict[str, np.ndarray] | None:
+        """Per example of eval_data, whether each model's top-1 class is the label."""
+        return None if self.quality is None else {key: q.correct for key, q in self.quality.items()}
 
     def table(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.layers]
@@ -1276,12 +1284,10 @@ def quantize_model_adaround(
                 safeguard_rtn=kept_rtn,
             )
         )
-    accuracy = correct = quality = None
+    quality = None
     if eval_data is not None:
         quality = {key: accuracy_and_loss(m, eval_data) for key, m in
                    (("float", reference), ("qubo", qmodel), ("rtn", rtn_model))}
-        accuracy = {key: q.accuracy for key, q in quality.items()}
-        correct = {key: q.correct for key, q in quality.items()}
     return AdaroundResult(
         model=qmodel,
         rtn_model=rtn_model,
@@ -1304,8 +1310,6 @@ def quantize_model_adaround(
             "calibration_size": len(calib),
         },
         timing={"quantize_s": quantize_s, "total_s": time.perf_counter() - t_start},
-        accuracy=accuracy,
-        correct=correct,
         quality=quality,
         weights=weights,
     )

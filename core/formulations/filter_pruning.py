@@ -99,7 +99,7 @@ from torch import nn
 from core.compress.filters import MaskedEvaluator, PrunedModel, apply_filter_decision, enforce_masks
 from core.data.dataset import EvalData
 from core.errors import InvalidInputError, UnavailableError
-from core.evaluate.metrics import accuracy_and_loss, measure_latency
+from core.evaluate.metrics import Quality, accuracy_and_loss, measure_latency
 from core.formulations.base import Decision, Formulation
 from core.sensitivity.filters import (
     IMPORTANCE_KINDS,
@@ -750,13 +750,23 @@ class MethodResult:
 
     kept: dict[str, list[int]]
     model: nn.Module
-    accuracy: float
-    loss: float
+    quality: Quality  # on the evaluation data: accuracy, loss and per-example hits
     calib_loss: float
     params: int
     removed: list[str]
     masked: dict[str, str]
-    correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)  # per eval example
+
+    @property
+    def accuracy(self) -> float:
+        return self.quality.accuracy
+
+    @property
+    def loss(self) -> float:
+        return self.quality.loss
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.quality.correct
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -816,20 +826,17 @@ def _score(
     if epochs:
         assert train is not None
         finetune(pruned, train, epochs=epochs, seed=seed)
-    q = accuracy_and_loss(pruned.model, eval_data)
     with torch.no_grad():
         logits = pruned.model(evaluator.images)
         calib_loss = float(F.cross_entropy(logits, evaluator.labels).item())
     return MethodResult(
         kept={n: list(v) for n, v in kept.items()},
         model=pruned.model,
-        accuracy=q.accuracy,
-        loss=q.loss,
+        quality=accuracy_and_loss(pruned.model, eval_data),
         calib_loss=calib_loss,
         params=pruned.params_after,
         removed=pruned.removed,
         masked=pruned.masked,
-        correct=q.correct,
     )
 
 

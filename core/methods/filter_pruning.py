@@ -50,6 +50,7 @@ from core.formulations.filter_pruning import (
     BASELINES,
     DEFAULT_IMPORTANCE,
     DEFAULT_MU,
+    SelectionTerms,
     filter_qubo,
     layer_formulation,
     prune_filters,
@@ -84,11 +85,11 @@ def layer_problem(ws: Any, layer: str, *, sparsity: float, importance: str = DEF
                              stats=stats)
 
 
-def _exact_layer(imp: np.ndarray, sim: np.ndarray, k: int, mu: float) -> float | None:
-    c = sim.shape[0]
+def _exact_layer(terms: SelectionTerms, k: int) -> float | None:
+    """The optimum of the layer's objective over every exactly-K subset, or None when there are too many."""
+    c = terms.linear.shape[0]
     if math.comb(c, k) > EXACT_MAX_SUBSETS:
         return None
-    terms = selection_terms(imp, sim, k, mu)
     best = math.inf
     combos = itertools.combinations(range(c), k)
     while True:
@@ -146,12 +147,13 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
         c = int(st.out_channels)
         x = np.zeros((1, c))
         x[0, result.kept[n]] = 1.0
-        energies.append(float(selection_terms(imp, sim, k, mu).objective(x)[0]))
+        terms = selection_terms(imp, sim, k, mu)
+        energies.append(float(terms.objective(x)[0]))
         sample[n] = x[0].astype(int).tolist()
         total_vars += c
         total_inter += cap.formulation.bqm.num_interactions
         if compute_exact:
-            e = _exact_layer(np.asarray(imp, dtype=float), np.asarray(sim, dtype=float), k, mu)
+            e = _exact_layer(terms, k)
             exact_rows.append({"layer": n, "energy": e, "best": energies[-1]})
         row = {"layer": n, "channels": c, "k": k, "kept_qubo": len(result.kept[n]),
                "objective": energies[-1], "penalty": cap.penalty, "shift": cap.shift, "solves": cap.solves,
@@ -168,7 +170,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
     metrics = evaluate_pair(
         ws, result.model, size_after, latency_repeats=latency_repeats,
         before=Quality(result.original["accuracy"], result.original["loss"], n),
-        after=Quality(result.result.accuracy, result.result.loss, n, result.result.correct),
+        after=result.result.quality,
     )
     params_before = sum(p.numel() for p in ws.model.parameters())
     total_filters = sum(int(result.stats[n].out_channels) for n in names)
