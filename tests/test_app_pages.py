@@ -165,6 +165,7 @@ def test_embed_on_pegasus_and_too_large_for_chimera(app):
 
 
 def test_embed_offers_d_wave_inspector_only_where_its_app_is_installed(app, monkeypatch):
+    monkeypatch.setattr("core.inspect.inspector_app_available", lambda: False)  # as here, whatever this machine has
     load_digits_cnn(app)
     app.switch_page("app_pages/formulate.py").run()
     app.switch_page("app_pages/embed.py").run()
@@ -432,6 +433,7 @@ def test_a_slack_encoded_run_is_judged_by_its_decision(app):
     ok(app)
     app.switch_page("app_pages/solve.py").run()
     app.selectbox(key="sampler").set_value("sa").run()
+    app.number_input(key="reads").set_value(500).run()  # ~1.4% of reads reach the optimum: see test_methods_cli
     app.button(key="run_button").click().run()
     ok(app)
     caption = next(c.value for c in app.caption if c.value.startswith("The best read's decision"))

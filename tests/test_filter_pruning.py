@@ -399,7 +399,8 @@ def test_redundancy_matches_the_activations_computed_directly_whatever_the_batch
     np.fill_diagonal(expected, 0.0)
     for batch_size in (7, 256):
         got = filter_statistics(cnn, calib, ["conv2"], similarity=kind, batch_size=batch_size)["conv2"].similarity
-        np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-10)
+        # float32 convolutions may round differently per batch size and CPU (~1e-7); a wrong streamed sum is far off
+        np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-6)
 
 
 def test_streamed_correlation_stays_accurate_when_the_mean_dwarfs_the_spread():

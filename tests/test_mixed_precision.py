@@ -393,3 +393,30 @@ def test_precision_ratio_is_the_largest_coefficient_over_the_closest_options():
     capacity = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3)
     slack = formulate_mixed_precision(problem, lambda_bits=0.0, budget_ratio=0.3, budget_encoding="slack")
     assert slack.params["precision_ratio"] > 100 * capacity.params["precision_ratio"]  # its penalties dwarf all
+
+
+def test_a_sampler_gets_the_seed_when_it_declares_one_and_its_errors_are_not_retried():
+    from core.formulations.mixed_precision import _run_sampler
+
+    bqm = dimod.BinaryQuadraticModel({"a": -1.0}, {}, 0.0, "BINARY")
+    received: list[dict] = []
+
+    class Seeded(dimod.ExactSolver):
+        def __init__(self):
+            super().__init__()
+            self.parameters = {"seed": []}
+
+        def sample(self, bqm, **kwargs):
+            received.append(kwargs)
+            return super().sample(bqm)
+
+    class Failing(dimod.ExactSolver):
+        def sample(self, bqm, **kwargs):
+            received.append(kwargs)
+            raise ValueError("the sampler's own error")
+
+    _run_sampler(Seeded(), bqm, 7)
+    _run_sampler(dimod.ExactSolver(), bqm, 7)  # declares no seed: not passed one, so no error
+    with pytest.raises(ValueError, match="own error"):
+        _run_sampler(Failing(), bqm, 7)
+    assert received == [{"seed": 7}, {}]  # the failure was not swallowed and re-run without a seed

@@ -434,7 +434,7 @@ def test_qpu_code_path_with_mock_dwave_sampler(monkeypatch):
 
     def connect(**config):
         received.update(config)
-        return MockDWaveSampler(topology_type="pegasus", topology_shape=[6])
+        return MockDWaveSampler(topology_type="pegasus", topology_shape=[6], substitute_kwargs={"seed": 2})
 
     monkeypatch.setattr(qpu_module, "_connect_dwave_sampler", connect)
     monkeypatch.setenv("DWAVE_API_TOKEN", SECRET)

@@ -381,7 +381,7 @@ def simulated_qpu_run() -> tuple:
     bqm = dimod.generators.gnp_random_bqm(
         10, 1.0, "BINARY", random_state=5
     )  # K10: needs chains
-    sampler = MockDWaveSampler(topology_type="pegasus", topology_shape=[16])
+    sampler = MockDWaveSampler(topology_type="pegasus", topology_shape=[16], substitute_kwargs={"seed": 3})
     embedding = minorminer.find_embedding(
         list(bqm.quadratic), sampler.edgelist, random_seed=11
     )

@@ -318,11 +318,11 @@ def _solve_onehot(model: OneHotModel, sampler: SamplerLike | None, bqm_builder, 
 
 
 def _run_sampler(sampler: SamplerLike, bqm: dimod.BinaryQuadraticModel, seed: int) -> dimod.SampleSet:
+    """A dimod sampler gets ``seed`` when it declares one; a callable is expected to seed itself."""
     if hasattr(sampler, "sample"):
-        try:
-            return sampler.sample(bqm, seed=seed)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            return sampler.sample(bqm)  # type: ignore[union-attr]
+        parameters = getattr(sampler, "parameters", {})
+        kwargs = {"seed": seed} if "seed" in parameters else {}
+        return sampler.sample(bqm, **kwargs)  # type: ignore[union-attr]
     return sampler(bqm)  # type: ignore[operator]
 
 

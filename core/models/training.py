@@ -66,6 +66,12 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def training_environment() -> dict[str, str]:
+    """What bit-for-bit reproduction depends on: the torch build and the CPU kernels it dispatches to
+    (AVX2 and AVX-512 kernels round differently, so weights then agree only to about 1e-5)."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         model, scores = train(name)
         path = args.out / f"{name}.pt"
         torch.save(model.state_dict(), path)
-        manifest[name] = {"file": path.name, "sha256": file_sha256(path), **scores}
+        manifest[name] = {"file": path.name, "sha256": file_sha256(path), **scores,
+                          "trained_with": training_environment()}
         print(f"{name}: val {scores['val_accuracy']:.4f} test {scores['test_accuracy']:.4f} -> {path}")
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return 0

@@ -117,19 +117,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("streamlit-server")
-    port = _free_port()
-    log_path = tmp / "streamlit.log"
-
-    env = os.environ.copy()
-    env.pop("DWAVE_API_TOKEN", None)
-    env["QCL_DB_URL"] = f"sqlite:///{tmp / 'runs.sqlite'}"
-    env["XDG_DATA_HOME"] = str(tmp / "xdg-data")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
-
+def _start_server(port: int, env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, list[str]]:
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port),
@@ -139,34 +127,61 @@ def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # Others edit the pages while tests run: no file watcher, no "source changed" prompts.
         "--server.fileWatcherType", "none",
     ]
-    base_url = f"http://127.0.0.1:{port}"
-    health_url = f"{base_url}/_stcore/health"
-
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    try:
+    return proc, cmd
+
+
+def _serving(proc: subprocess.Popen, port: int, log_path: Path) -> bool:
+    """Our server answers: the health check passes, the process is alive and its log names our port
+    (another process that took the port in the meantime would pass the health check alone)."""
+    return (_health_ok(f"http://127.0.0.1:{port}/_stcore/health") and proc.poll() is None
+            and f"127.0.0.1:{port}" in _tail(log_path, 200))
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("streamlit-server")
+    log_path = tmp / "streamlit.log"
+
+    env = os.environ.copy()
+    env.pop("DWAVE_API_TOKEN", None)
+    env["QCL_DB_URL"] = f"sqlite:///{tmp / 'runs.sqlite'}"
+    env["XDG_DATA_HOME"] = str(tmp / "xdg-data")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    env["OMP_NUM_THREADS"] = "1"  # as the rest of the suite: stable timings on a shared 2-core machine
+
+    # The free port is released before streamlit binds it; if something else takes it in between, try another.
+    for attempt in range(3):
+        port = _free_port()
+        proc, cmd = _start_server(port, env, log_path)
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while True:
-            if _health_ok(health_url):
-                break
+        while not _serving(proc, port, log_path):
             code = proc.poll()
             if code is not None:
+                if f"Port {port} is not available" in _tail(log_path) and attempt < 2:
+                    break
                 pytest.fail(
                     f"streamlit server exited with code {code} before becoming healthy.\n"
                     f"command: {' '.join(cmd)}\n--- server log tail ---\n{_tail(log_path)}",
                     pytrace=False,
                 )
             if time.monotonic() > deadline:
+                _stop(proc)
                 pytest.fail(
-                    f"streamlit server did not answer 'ok' on {health_url} within {HEALTH_TIMEOUT_S:.0f} s.\n"
+                    f"streamlit server did not answer 'ok' on port {port} within {HEALTH_TIMEOUT_S:.0f} s.\n"
                     f"command: {' '.join(cmd)}\n--- server log tail ---\n{_tail(log_path)}",
                     pytrace=False,
                 )
             time.sleep(0.25)
-        yield base_url
+        else:
+            break
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         _stop(proc)
         OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
