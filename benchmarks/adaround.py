@@ -16,13 +16,15 @@ only the QUBO model classifies correctly / only RTN's does, and the exact McNema
 
     python -m benchmarks.adaround [--models digits-cnn digits-mlp] [--bits 8 7 ... 1]
         [--scale minmax|mse] [--num-reads 4] [--num-sweeps 1000] [--calib 512] [--seed 0 [--retrain]]
-        [--sampler mock-qpu-pegasus --layers conv1 conv2] [--relaxation-iterations 20000]
+        [--sampler mock-qpu-pegasus --layers conv1 conv2] [--relaxation-iterations 20000] [--logits]
 
 ``--sampler`` takes any registry sampler instead of plain simulated annealing
 (QPU-like ones get the clique-capacity batching of the app and CLI);
 ``--layers`` quantizes only those layers (the rest stay float). The classical
 AdaRound continuous relaxation (:mod:`core.compress.relaxed_rounding`) is run
 alongside on the same calibration data (``--relaxation-iterations 0`` skips it).
+``--logits`` adds a table comparing each rounded model's logits with the float
+model's (:func:`logit_drift`) on the calibration and evaluation images.
 ``--retrain`` quantizes the models trained with ``--seed`` instead of the
 shipped ones (:mod:`benchmarks.networks`), to see whether a result holds
 beyond the one shipped network.
@@ -59,6 +61,23 @@ def _agreement(model: torch.nn.Module, reference: torch.nn.Module, images: torch
         return float((model(images).argmax(1) == reference(images).argmax(1)).float().mean())
 
 
+def logit_drift(model: torch.nn.Module, reference: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """How far ``model``'s logits are from ``reference``'s: squared error relative to the reference's
+    (what the per-layer objective lowers on the last layer), the same after each image's logits are
+    scaled by their best positive gain (a gain leaves the argmax alone), that mean gain, and the
+    share of images whose argmax agrees."""
+    with torch.no_grad():
+        z, y = model(images).double(), reference(images).double()
+    gain = ((z * y).sum(1, keepdim=True) / (z * z).sum(1, keepdim=True).clamp_min(1e-300)).clamp_min(0.0)
+    total = float((y**2).sum())
+    return {
+        "relative_error": float(((z - y) ** 2).sum()) / total,
+        "gain_free_error": float(((gain * z - y) ** 2).sum()) / total,
+        "mean_gain": float(gain.mean()),
+        "agree": float((z.argmax(1) == y.argmax(1)).double().mean()),
+    }
+
+
 def run(
     models: list[str],
     bits_list: list[int],
@@ -76,6 +95,7 @@ def run(
     layers: list[str] | None = None,
     relaxation_iterations: int = RELAXATION_ITERATIONS,
     retrain: bool = False,
+    logits: bool = False,
 ) -> dict[tuple[str, int], AdaroundResult]:
     split = digits_split()
     evald = split.val if eval_split == "val" else split.test
@@ -108,6 +128,13 @@ def run(
                 "rtn": _agreement(res.rtn_model, model, evald.images),
                 "qubo": _agreement(res.model, model, evald.images),
             }
+            if logits:
+                res.params["logits"] = {
+                    (split_name, key): {**logit_drift(quantized, model, data.images),
+                                        "accuracy": accuracy_and_loss(quantized, data).accuracy}
+                    for split_name, data in (("calibration", calib), (eval_split, evald))
+                    for key, quantized in (("RTN", res.rtn_model), ("QUBO", res.model))
+                }
             qubo_hits = res.correct["qubo"]
             res.params["paired_rtn"] = paired_accuracy(qubo_hits, res.correct["rtn"])
             if relaxation_iterations:
@@ -176,6 +203,18 @@ def report(results: dict[tuple[str, int], AdaroundResult]) -> tuple[str, list[st
                 f"{r.drift_qubo:.3e} | {r.rtn_descent_channels}/{r.out_channels} | "
                 f"{'yes' if r.safeguard_rtn else 'no'} | {r.solve_s:.1f} |"
             )
+    if any("logits" in res.params for res in results.values()):
+        lines += [
+            "",
+            "| model | bits | images | rounding | accuracy | agree float | logit rel err | after best gain | mean gain |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for (name, bits), res in results.items():
+            for (split_name, key), d in res.params.get("logits", {}).items():
+                lines.append(
+                    f"| {name} | {bits} | {split_name} | {key} | {d['accuracy']:.4f} | {d['agree']:.4f} | "
+                    f"{d['relative_error']:.3f} | {d['gain_free_error']:.3f} | {d['mean_gain']:.2f} |"
+                )
     return "\n".join(lines), failures
 
 
@@ -238,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sa-rate", action="store_true", help="measure sa's throughput (the app's time estimate)")
     parser.add_argument("--relaxation-iterations", type=int, default=RELAXATION_ITERATIONS,
                         help="Adam steps of the AdaRound continuous-relaxation baseline (0 leaves it out)")
+    parser.add_argument("--logits", action="store_true",
+                        help="also compare each model's logits with the float model's, on calibration and eval images")
     args = parser.parse_args(argv)
     if args.sa_rate:
         torch.set_num_threads(1)
@@ -260,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         layers=args.layers,
         relaxation_iterations=args.relaxation_iterations,
         retrain=args.retrain,
+        logits=args.logits,
     )
     table, failures = report(results)
     print(

@@ -291,6 +291,24 @@ def test_composite_is_reproducible(zephyr_qpu):
     assert np.array_equal(a.record.sample, b.record.sample)
 
 
+def test_weighted_random_chain_breaks_are_seeded_and_follow_the_chain_frequencies(zephyr_qpu):
+    from core.embedding.composite import seeded_weighted_random
+
+    # read 0: chain (a, b, c) broken 2:1 for +1, chain (d,) whole; labels in any order
+    samples = dimod.SampleSet.from_samples(([[1, -1, 1, -1]] * 3000, ["c", "b", "a", "d"]), "SPIN", 0)
+    values, rows = seeded_weighted_random(5)(samples, [["a", "b", "c"], ["d"]])
+    again, _ = seeded_weighted_random(5)(samples, [["a", "b", "c"], ["d"]])
+    assert np.array_equal(values, again) and np.array_equal(rows, np.arange(3000))
+    assert (values[:, 1] == -1).all()
+    assert np.mean(values[:, 0] == 1) == pytest.approx(2 / 3, abs=0.03)  # each read draws its own qubit
+
+    bqm = dimod.generators.ran_r(1, 12, seed=3)
+    runs = [zephyr_qpu.sample(bqm, num_reads=40, seed=1, chain_strength=0.05, embedding_method="clique",
+                              chain_break_method="weighted_random") for _ in range(2)]
+    assert runs[0].info["chain_break_fraction"] > 0.1  # chains do break, so the draws decide reads
+    assert np.array_equal(runs[0].record.sample, runs[1].record.sample)
+
+
 def test_composite_rejects_bad_parameters(zephyr_qpu):
     bqm = dense_bqm(3)
     with pytest.raises(InvalidInputError, match="annealing_speed"):

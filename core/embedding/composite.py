@@ -57,14 +57,37 @@ __all__ = ["CHAIN_BREAK_METHODS", "MinorEmbeddingComposite"]
 HIGH_CHAIN_BREAK_WARNING = 0.1
 
 
-def _chain_break_methods() -> dict[str, Callable[..., Any]]:
+def _chain_break_method(name: str, seed: int | None) -> Callable[..., Any]:
     from dwave.embedding import chain_breaks
 
-    return {
-        "majority_vote": chain_breaks.majority_vote,
-        "discard": chain_breaks.discard,
-        "weighted_random": chain_breaks.weighted_random,
-    }
+    if name == "weighted_random":
+        return seeded_weighted_random(seed)
+    return {"majority_vote": chain_breaks.majority_vote, "discard": chain_breaks.discard}[name]
+
+
+def seeded_weighted_random(seed: int | None) -> Callable[[Any, Any], tuple[np.ndarray, np.ndarray]]:
+    """dwave.embedding's ``weighted_random`` chain-break resolution, seeded.
+
+    Each read's broken chain takes the value of one of its qubits drawn at
+    random, i.e. each value with its frequency in the chain. dwave's version
+    draws from numpy's global generator, so ``seed`` did not make it
+    reproducible, and draws one qubit per chain for all reads at once.
+    """
+    rng = np.random.default_rng(seed)
+
+    def resolve(samples: Any, chains: Any) -> tuple[np.ndarray, np.ndarray]:
+        array, labels = dimod.as_samples(samples)
+        position = {v: i for i, v in enumerate(labels)}
+        num_reads = array.shape[0]
+        rows = np.arange(num_reads)
+        columns = [np.asarray([position[v] for v in chain])[rng.integers(len(chain), size=num_reads)]
+                   for chain in chains]
+        unembedded = np.empty((num_reads, len(columns)), dtype=array.dtype)
+        for j, picked in enumerate(columns):
+            unembedded[:, j] = array[rows, picked]
+        return unembedded, rows
+
+    return resolve
 
 
 CHAIN_BREAK_METHODS: tuple[str, ...] = ("majority_vote", "discard", "weighted_random")
@@ -264,7 +287,7 @@ class MinorEmbeddingComposite(SeededSampler, dimod.ComposedSampler):
             response,
             embedding,
             source_bqm=bqm,
-            chain_break_method=_chain_break_methods()[cb_name],
+            chain_break_method=_chain_break_method(cb_name, seed),
             chain_break_fraction=True,
         )
         sample_s = time.perf_counter() - t1
