@@ -13,7 +13,7 @@ from torch import nn
 
 from core.data.dataset import EvalData
 from core.errors import InvalidInputError
-from core.evaluate import accuracy_and_loss, correct_predictions, paired_accuracy
+from core.evaluate import accuracy_and_loss, paired_accuracy
 from core.evaluate.paired import paired_caption, paired_summary
 
 
@@ -63,12 +63,12 @@ def test_models_on_the_same_data():
     torch.manual_seed(0)
     data = EvalData(name="random", images=torch.randn(50, 4), labels=torch.randint(0, 3, (50,)), num_classes=3)
     a, b = nn.Linear(4, 3), nn.Linear(4, 3)
-    hits = correct_predictions(a, data, batch_size=7)  # batches must line up with the examples
+    hits = accuracy_and_loss(a, data, batch_size=7).correct  # batches must line up with the examples
     assert hits.dtype == bool and hits.shape == (50,)
     assert hits.mean() == pytest.approx(accuracy_and_loss(a, data).accuracy)
-    r = paired_accuracy(hits, correct_predictions(b, data))
+    r = paired_accuracy(hits, accuracy_and_loss(b, data).correct)
     assert r.only_a - r.only_b == round(50 * (accuracy_and_loss(a, data).accuracy - accuracy_and_loss(b, data).accuracy))
-    assert paired_accuracy(hits, correct_predictions(a, data)).p_value == 1.0
+    assert paired_accuracy(hits, accuracy_and_loss(a, data).correct).p_value == 1.0
     quality = accuracy_and_loss(a, data, batch_size=16)  # the same pass gives the per-example results
     assert np.array_equal(quality.correct, hits) and quality.accuracy == hits.mean()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -26,30 +26,21 @@ class Quality:
     correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), compare=False, repr=False)
 
 
-def _batched_logits(model: nn.Module, data: EvalData, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(logits, labels) of ``data`` in batches, in eval mode without gradients."""
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            logits = model(data.images[start : start + batch_size])
-            if isinstance(logits, (tuple, list)):
-                logits = logits[0]
-            yield logits, data.labels[start : start + batch_size]
-
-
 def accuracy_and_loss(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> Quality:
     """Top-1 accuracy, mean cross-entropy and per-example correctness over ``data``."""
+    model.eval()
     hits, total_loss = [], 0.0
-    for logits, y in _batched_logits(model, data, batch_size):
-        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        hits.append((logits.argmax(1) == y).numpy())
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            x = data.images[start : start + batch_size]
+            y = data.labels[start : start + batch_size]
+            logits = model(x)
+            if isinstance(logits, (tuple, list)):
+                logits = logits[0]
+            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            hits.append((logits.argmax(1) == y).numpy())
     correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
     return Quality(accuracy=int(correct.sum()) / len(data), loss=total_loss / len(data), n=len(data), correct=correct)
-
-
-def correct_predictions(model: nn.Module, data: EvalData, *, batch_size: int = 512) -> np.ndarray:
-    """Per example of ``data``, whether the model's top-1 class is the label (bool array, in order)."""
-    return accuracy_and_loss(model, data, batch_size=batch_size).correct
 
 
 @dataclass(frozen=True)

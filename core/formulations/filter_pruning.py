@@ -793,7 +793,8 @@ class FilterPruningResult:
     capacity: dict[str, CapacityResult]
     stats: dict[str, FilterStats]
     baselines: dict[str, MethodResult]
-    original: dict[str, float]
+    original_quality: Quality  # the unpruned model on the evaluation data
+    original_params: int
     removed: list[str]
     masked: dict[str, str]
     latency_ms: dict[str, float] | None
@@ -801,13 +802,19 @@ class FilterPruningResult:
     timing: dict[str, float]
     params: dict[str, Any]
 
+    @property
+    def original(self) -> dict[str, float]:
+        """The unpruned model's accuracy, loss and parameter count, as the report gives them."""
+        return {"accuracy": self.original_quality.accuracy, "loss": self.original_quality.loss,
+                "params": float(self.original_params)}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "method": METHOD,
             "params": dict(self.params),
             "kept": {n: list(v) for n, v in self.kept.items()},
             "result": self.result.as_dict(),
-            "original": dict(self.original),
+            "original": self.original,
             "removed": list(self.removed),
             "masked": dict(self.masked),
             "capacity": {n: c.as_dict() for n, c in self.capacity.items()},
@@ -968,7 +975,6 @@ def prune_filters(
         for label, choice in base_kept.items():
             baseline_results[label] = _score(model, choice, evaluator, eval_data, train_data, finetune_epochs, seed)
     timing["score_s"] = time.perf_counter() - t0
-    original_q = accuracy_and_loss(model, eval_data)
     latency = None
     if measure_speed:
         report(0.9, "Timing the original and pruned models")
@@ -988,11 +994,8 @@ def prune_filters(
         capacity=capacity,
         stats=stats,
         baselines=baseline_results,
-        original={
-            "accuracy": original_q.accuracy,
-            "loss": original_q.loss,
-            "params": float(sum(p.numel() for p in model.parameters())),
-        },
+        original_quality=accuracy_and_loss(model, eval_data),
+        original_params=sum(p.numel() for p in model.parameters()),
         removed=result.removed,
         masked=result.masked,
         latency_ms=latency,

@@ -109,7 +109,7 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
                        latency_repeats: int = 20,
                        progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """Prune, evaluate and report; returns (report, the first layer's BQM)."""
-    from core.evaluate import Quality, paired_accuracy, size_bits
+    from core.evaluate import paired_accuracy, size_bits
     from core.runs import evaluate_pair
     from core.solvers import sampler_info
 
@@ -166,12 +166,8 @@ def run_filter_pruning(ws: Any, *, sparsity: float, importance: str = DEFAULT_IM
     params_after = sum(p.numel() for p in result.model.parameters())
     size_after = size_bits(result.model)
     # prune_filters already scored the original and the pruned model on ws.data
-    n = len(ws.data)
-    metrics = evaluate_pair(
-        ws, result.model, size_after, latency_repeats=latency_repeats,
-        before=Quality(result.original["accuracy"], result.original["loss"], n),
-        after=result.result.quality,
-    )
+    metrics = evaluate_pair(ws, result.model, size_after, latency_repeats=latency_repeats,
+                            before=result.original_quality, after=result.result.quality)
     params_before = sum(p.numel() for p in ws.model.parameters())
     total_filters = sum(int(result.stats[n].out_channels) for n in names)
     metrics["weight_sparsity"] = metrics["sparsity"]
