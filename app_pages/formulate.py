@@ -8,7 +8,10 @@ from core.formulations.filter_pruning import DEFAULT_IMPORTANCE, DEFAULT_MU
 from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION, slack_budget
 from core.methods.adaround import (
     DEFAULT_LAYERS_BUDGET_S,
+    ENERGY_MEANING,
     RELAXATION_ITERATIONS,
+    RUN_TARGETS,
+    TARGET_LABELS,
     default_layers,
     quantizable_layers,
     workload,
@@ -38,8 +41,8 @@ page_intro(
 )
 ws = require_workspace()
 KEPT = ("method", "log_scale", "options", "lambda_bits", "lambda_sparsity", "budget_mode", "budget_ratio",
-        "budget_encoding", "groups", "pairwise", "sensitivity", "ar_bits", "ar_scale", "ar_layers", "ar_layer",
-        "ar_channel", "ar_relaxation", "fp_sparsity", "fp_importance", "fp_mu", "fp_layer", "fp_refine", "fp_finetune")
+        "budget_encoding", "groups", "pairwise", "sensitivity", "ar_bits", "ar_scale", "ar_target", "ar_layers",
+        "ar_layer", "ar_channel", "ar_relaxation", "fp_sparsity", "fp_importance", "fp_mu", "fp_layer", "fp_refine", "fp_finetune")
 keep_widget(*KEPT)
 
 SOURCES = {
@@ -105,6 +108,13 @@ def adaround_section() -> None:
                              help="Per-output-channel scale, used by the QUBO and by round-to-nearest alike: min-max, or the "
                                   "MSE-optimal search. At 2-3 bits min-max makes round-to-nearest a weak baseline; "
                                   "mse is the fairer comparison.")
+        target = st.selectbox("Objective", list(RUN_TARGETS), key="ar_target", format_func=TARGET_LABELS.get,
+                              help="What each channel's QUBO minimises. Output error: the layer's squared output "
+                                   "error, AdaRound's objective. Fisher-weighted: the same error with every output "
+                                   "weighted by how much it moves the model's predictions (the Fisher information, "
+                                   "no labels needed); about twice the loss increase, to second order. At 1-2 bits "
+                                   "it keeps accuracy where plain output error loses it; it stores one Gram matrix "
+                                   "per output channel.")
         defaults = default_layers(ws.model)
         quantized = st.multiselect("Layers to quantize", names, default=defaults, key="ar_layers",
                                    help="The others stay float. Chosen by default: the smallest layers up to about "
@@ -125,12 +135,13 @@ def adaround_section() -> None:
         channel = st.selectbox("Output channel", list(range(out_channels)), key="ar_channel")
     remember_widgets(*KEPT)
     st.session_state["method_options"] = {
-        "method": method, "options": {"bits": bits, "scale": scale, "layers": quantized,
+        "method": method, "options": {"bits": bits, "scale": scale, "target": target, "layers": quantized,
                                       "relaxation_iterations": RELAXATION_ITERATIONS if relaxation else 0},
     }
     with results:
         formulation = guarded(formulation_for, ws, method,
-                              {"layer": layer, "channel": int(channel), "bits": bits, "scale": scale},
+                              {"layer": layer, "channel": int(channel), "bits": bits, "scale": scale,
+                               "target": target},
                               action="Building the channel QUBO")
         if formulation is None:
             return
@@ -138,9 +149,9 @@ def adaround_section() -> None:
         subproblem_metrics(bqm, "free weight positions (clipped ones are fixed)",
                            ("Weights per channel", formulation.params["f"], None),
                            ("RTN energy", f"{formulation.tables['rtn_energy']:.4g}",
-                            "round-to-nearest's squared output error on this channel (the QUBO's energy there)"))
+                            f"round-to-nearest's {ENERGY_MEANING[target]} on this channel (the QUBO's energy there)"))
         fixed = formulation.tables.get("fixed", [])
-        st.caption(f"{layer} output channel {channel}: energy = squared pre-activation error over "
+        st.caption(f"{layer} output channel {channel}: energy = {ENERGY_MEANING[target]} over "
                    f"{formulation.params['rows']} calibration rows when each weight is rounded down (0) or up (1)."
                    + (f" Weight position(s) {', '.join(map(str, fixed))} sit at the grid's edge, so clipping fixes "
                       "them and they are not variables." if fixed else ""))

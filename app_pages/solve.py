@@ -76,6 +76,24 @@ PAIRED_HELP = ("Scored on the same examples: +a are the examples only the QUBO m
                "only this baseline does; p is the exact McNemar test's (two-sided) chance of a split at least this "
                "uneven if both were equally accurate.")
 # kept across page switches (not the token: it stays only in its own widget)
+ADAROUND_CAPTION = {
+    "layer": "Layer errors are measured on the calibration data the rounding was fitted to, and a lower error does "
+             "not always mean a higher accuracy: at 1 bit on digits-cnn the QUBO's errors are far lower and its "
+             "accuracy is lower, beyond chance on two of five digits-cnns trained with different seeds; from 2 bits "
+             "up it is never below beyond chance. The Fisher-weighted objective (Objective on Formulate) fixes that: "
+             "at 1 bit it is never below round-to-nearest beyond chance on ten networks (benchmarks/RESULTS.md). "
+             "Try Scale = mse on Formulate too: min-max makes round-to-nearest weak at 2-3 bits. AdaRound's "
+             "continuous relaxation minimises the same objective classically (20,000 Adam steps per layer), so it "
+             "is the sampler's direct rival; its energy on the very channel problems solved here is in the run's "
+             "report (baselines.adaround_relaxed).",
+    "fisher": "This run's QUBOs weigh each output's error by the Fisher information of the predictions; the layer "
+              "errors shown are plain squared output errors on the calibration data, which this objective does not "
+              "minimise, so they can be higher than the output-error objective's. At 1 bit it keeps accuracy at or "
+              "above round-to-nearest's on the digits models, where the output-error objective does not; "
+              "AdaRound's continuous relaxation with the same Fisher weighting gets within chance of it, so the "
+              "gain is the objective's, not the sampler's (benchmarks/RESULTS.md). The relaxation's energies on "
+              "the very channel problems solved here are in the run's report (baselines.adaround_relaxed).",
+}
 KEPT = ("sampler", "reads", "reads_adaround", "reads_filter-pruning", "solve_seed")
 
 page_intro(
@@ -306,14 +324,7 @@ def _show_multi(report):
     st.caption(paired_caption(report.get("baselines", {}), metrics.get("num_examples")))
     if report["method"] == "adaround":
         st.plotly_chart(layer_error_bars(report["layers"]), key="layer_errors", width="stretch")
-        st.caption("Layer errors are measured on the calibration data the rounding was fitted to, and a lower error "
-                   "does not always mean a higher accuracy: at 1 bit on digits-cnn the QUBO's errors are far lower "
-                   "and its accuracy is lower, beyond chance on two of five digits-cnns trained with different "
-                   "seeds; from 2 bits up it is never below beyond chance (benchmarks/RESULTS.md). Try Scale = mse "
-                   "on Formulate too: min-max makes "
-                   "round-to-nearest weak at 2-3 bits. AdaRound's continuous relaxation minimises the same objective "
-                   "classically (20,000 Adam steps per layer), so it is the sampler's direct rival; its energy on "
-                   "the very channel problems solved here is in the run's report (baselines.adaround_relaxed).")
+        st.caption(ADAROUND_CAPTION[report["params"].get("target", "layer")])
     else:
         importance = report["params"].get("importance", "taylor")
         st.caption(f"This run's QUBO uses {importance} importance. On the built-in digits-cnn at 50% sparsity the "

@@ -46,7 +46,7 @@ from benchmarks.networks import network
 from core.compress.relaxed_rounding import relaxed_rounding_model
 from core.data import digits_split
 from core.evaluate import accuracy_and_loss, paired_accuracy
-from core.formulations.adaround import AdaroundResult, layer_errors, quantize_model_adaround
+from core.formulations.adaround import TARGETS, AdaroundResult, layer_errors, quantize_model_adaround
 from core.methods.adaround import RELAXATION_ITERATIONS
 from core.methods.common import RegistrySampler
 
@@ -140,7 +140,8 @@ def run(
             if relaxation_iterations:
                 t0 = time.perf_counter()
                 relaxed = relaxed_rounding_model(model, calib, bits=bits, scale=scale, layers=layers,
-                                                 iterations=relaxation_iterations)
+                                                 iterations=relaxation_iterations,
+                                                 target="fisher" if target == "fisher" else "layer")
                 names = [r.layer for r in res.layers]
                 relaxed_quality = accuracy_and_loss(relaxed, evald)
                 res.params["relaxed"] = {
@@ -258,10 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--float-inputs", action="store_true", help="Gram matrices from the float network")
     parser.add_argument(
         "--target",
-        choices=["layer", "float_outputs", "float_outputs_last"],
+        choices=list(TARGETS),
         default="layer",
         help="objective: error the layer adds (default), or error against the float network's pre-activations "
-        "on every layer / on the last layer only",
+        "on every layer / on the last layer only, or the layer's error weighted by the Fisher information of "
+        "the predictions (fisher; the AdaRound relaxation then uses it too)",
     )
     parser.add_argument(
         "--safeguard", action="store_true", help="per layer, keep RTN if it gives a lower calibration cross-entropy"

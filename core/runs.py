@@ -65,7 +65,7 @@ def formulate(ws: Workspace, method: str = "mixed-precision", *, progress: Progr
 
 def subproblem(ws: Workspace, method: str, **options: Any) -> Formulation:
     """One representative subproblem of a multi-QUBO method (what the app
-    shows): adaround ``layer, channel, bits, scale``; filter-pruning ``layer,
+    shows): adaround ``layer, channel, bits, scale, target``; filter-pruning ``layer,
     sparsity, importance, mu`` (and optionally precomputed ``stats``)."""
     needed = {"adaround": ("layer", "bits"), "filter-pruning": ("layer", "sparsity")}.get(method, ())
     missing = [k for k in needed if k not in options]
@@ -75,7 +75,7 @@ def subproblem(ws: Workspace, method: str, **options: Any) -> Formulation:
         from core.methods.adaround import channel_problem
 
         return channel_problem(ws, options["layer"], int(options.get("channel", 0)), bits=int(options["bits"]),
-                               scale=options.get("scale", "minmax"))
+                               scale=options.get("scale", "minmax"), target=options.get("target", "layer"))
     if method == "filter-pruning":
         from core.methods.filter_pruning import layer_problem
 
@@ -102,7 +102,7 @@ def run_method(ws: Workspace, method: str, *, sampler: str = "sa", num_reads: in
                             use_quantized_inputs=bool(opts.get("use_quantized_inputs", True)),
                             layers=opts.get("layers"),
                             relaxation_iterations=opts.get("relaxation_iterations", RELAXATION_ITERATIONS),
-                            **common)
+                            target=opts.get("target", "layer"), **common)
     if method == "filter-pruning":
         from core.methods.filter_pruning import run_filter_pruning
 
@@ -418,6 +418,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     ar.add_argument("--scale", default="minmax", choices=["minmax", "mse"], help="per-output-channel scale")
     ar.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
                     help="layers to quantize (default: every Conv2d/Linear layer); the others stay float")
+    ar.add_argument("--target", default="layer", choices=["layer", "fisher"],
+                    help="objective per layer: its squared output error (AdaRound's), or that error weighted by "
+                         "the Fisher information of the predictions (better at 1-2 bits; one Gram matrix per "
+                         "output channel)")
     ar.add_argument("--float-inputs", action="store_true",
                     help="Gram matrices from the float network instead of the already-quantized one")
     ar.add_argument("--relaxation-iterations", type=int, default=None, metavar="N",
@@ -495,7 +499,7 @@ def _warn_if_long(ws: Workspace, layers: list[str] | None, num_reads: int, num_s
 def _run_multi_from_args(args: argparse.Namespace, ws: Workspace) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     if args.method == "adaround":
         options: dict[str, Any] = {"bits": args.bits, "scale": args.scale, "layers": args.layers,
-                                   "use_quantized_inputs": not args.float_inputs,
+                                   "target": args.target, "use_quantized_inputs": not args.float_inputs,
                                    **({} if args.relaxation_iterations is None
                                       else {"relaxation_iterations": args.relaxation_iterations})}
         _warn_if_long(ws, args.layers, args.reads, args.num_sweeps)

@@ -149,6 +149,27 @@ def test_adaround_on_the_simulated_qpu_needs_small_layers_and_says_so(app):
     assert any(c.value.startswith("Chains over 1 embedding on pegasus") for c in app.caption)
 
 
+def test_adaround_with_the_fisher_objective_from_formulate_to_compare(app):
+    app.switch_page("app_pages/formulate.py").run()
+    app.selectbox(key="method").set_value("adaround").run()
+    app.slider(key="ar_bits").set_value(1).run()
+    app.selectbox(key="ar_target").set_value("fisher").run()
+    app.multiselect(key="ar_layers").set_value(["conv1", "fc"]).run()
+    app.toggle(key="ar_relaxation").set_value(False).run()
+    ok(app)
+    f = app.session_state["formulation"]
+    assert f.params["target"] == "fisher" and f.params["layer"] == "conv1"
+    assert any(c.value.startswith("conv1 output channel 0: energy = squared pre-activation error weighted by the "
+                                  "Fisher information of the predictions over ") for c in app.caption)
+    run_on_solve(app, "sa", "adaround", reads=1)
+    report = app.session_state["last_report"]
+    assert report["params"]["target"] == "fisher" and [r["target"] for r in report["layers"]] == ["fisher"] * 2
+    assert "Fisher information" in report["energies_note"]
+    app.switch_page("app_pages/compare.py").run()
+    ok(app)
+    assert app.dataframe[0].value["setting"].tolist() == ["1 bit, minmax, fisher"]
+
+
 def test_layer_choices_of_a_previous_model_give_way_to_the_new_models_layers(app):
     app.switch_page("app_pages/formulate.py").run()
     app.selectbox(key="method").set_value("adaround").run()

@@ -89,6 +89,24 @@ def test_adaround_run_report_and_rtn_baseline(tmp_path, digits_cnn_workspace):
         _check_paired(baseline["paired"], m["accuracy_after"], baseline["accuracy"])
 
 
+def test_adaround_with_the_fisher_objective_reports_its_own_energies(tmp_path):
+    report, bqm = _run(tmp_path, "--method", "adaround", "--bits", "1", "--reads", "2", "--target", "fisher",
+                       "--layers", "conv1", "fc", "--relaxation-iterations", "200")
+    _common(report, "adaround")
+    assert report["params"]["target"] == "fisher" and "Fisher information" in report["energies_note"]
+    assert [r["target"] for r in report["layers"]] == ["fisher", "fisher"]
+    # the written BQM is the run's own conv1 channel 0 problem, Fisher-weighted
+    sample = report["best"]["sample"]["conv1"][0]
+    assert bqm.energy({v: sample[v] for v in bqm.variables}) == pytest.approx(report["energies"][0], rel=1e-9)
+    assert report["best"]["energy"] <= report["baselines"]["rtn"]["energy"] + 1e-9
+    for row in report["exact"]["subproblems"]:
+        assert row["best"] >= row["energy"] - 1e-9
+    relaxed = report["baselines"]["adaround_relaxed"]
+    assert len(relaxed["energies"]) == len(report["energies"])
+    for row in report["exact"]["subproblems"]:
+        assert relaxed["energies"][row["channel"]] >= row["energy"] - 1e-9
+
+
 def test_adaround_without_the_relaxation_baseline_and_a_bad_count(tmp_path, capsys):
     report, _ = _run(tmp_path, "--method", "adaround", "--bits", "2", "--reads", "1", "--layers", "conv1",
                      "--relaxation-iterations", "0")

@@ -536,6 +536,8 @@ def test_run_setting_names_what_defines_the_qubo() -> None:
     from core.store.analysis import run_setting
 
     assert run_setting({"method": "adaround", "params": {"bits": 3, "scale": "mse"}}) == "3 bits, mse"
+    assert run_setting({"method": "adaround", "params": {"bits": 1, "scale": "minmax", "target": "fisher"}}) == (
+        "1 bit, minmax, fisher")
     assert run_setting({"method": "filter-pruning", "params": {"sparsity": {"conv1": 0.5, "conv2": 0.5},
                                                                 "importance": "fisher", "refine": "tt"}}) == (
         "50% sparsity, fisher, refine tt")

@@ -28,9 +28,11 @@ import numpy as np
 from torch import nn
 
 from core.data.dataset import EvalData
+from core.errors import InvalidInputError
 from core.formulations.adaround import (
     LayerProblem,
     _check_positive_int,
+    _collect_fisher_grams,
     _collect_grams,
     _resolve_layers,
     _set_layer,
@@ -110,14 +112,23 @@ def relaxed_rounding_model(
     layers: Iterable[str] | None = None,
     iterations: int = 20_000,
     batch_size: int = 256,
+    target: str = "layer",
 ) -> nn.Module:
     """A copy of ``model`` with ``layers`` (default: every Conv2d/Linear) rounded by AdaRound's relaxation,
-    in order, each on the inputs the already rounded earlier layers give it (biases stay float)."""
+    in order, each on the inputs the already rounded earlier layers give it (biases stay float).
+    ``target`` is the objective, as in :func:`core.formulations.adaround.quantize_model_adaround`:
+    ``"layer"`` (AdaRound's own) or ``"fisher"`` (its rows weighted by the Fisher information of the
+    predictions, normalised to mean 1, so the regulariser keeps AdaRound's balance)."""
+    if target not in ("layer", "fisher"):
+        raise InvalidInputError(f"target must be 'layer' or 'fisher', not {target!r}.")
     names = _resolve_layers(model, layers)
     reference = copy.deepcopy(model).eval()
     rounded = copy.deepcopy(model).eval()
     for name in names:
-        gram = _collect_grams(rounded, [name], calib.images, batch_size)[name]
+        if target == "fisher":
+            gram = _collect_fisher_grams(rounded, name, calib.images, batch_size)
+        else:
+            gram = _collect_grams(rounded, [name], calib.images, batch_size)[name]
         problem = layer_problem(reference.get_submodule(name), gram, bits, scale=scale, name=name)
         _set_layer(rounded.get_submodule(name), problem, relaxed_rounding(problem, len(calib), iterations=iterations))
     return rounded

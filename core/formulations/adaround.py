@@ -74,6 +74,29 @@ It lets a layer compensate errors propagated from earlier layers. Not the
 default: on the validation split it did not raise accuracy (see
 benchmarks/RESULTS.md, F3).
 
+Fisher-weighted objective (``target="fisher"``)
+-----------------------------------------------
+Squared output error treats every output element alike, but at 1-2 bits the
+errors are large and where they land decides the predictions. With
+``target="fisher"`` each calibration row r of output channel j is weighted by
+``w_rj``, the diagonal of the Fisher information of the network's predictions
+with respect to that output (:mod:`core.formulations.output_fisher`; computed
+on the network with earlier layers rounded and later ones float, no labels)::
+
+    E_j(v) = s_j^2 d_j^T G_j d_j,      G_j = X^T diag(w_:j) X
+
+still an exact QUBO per channel, of the same size, but with one Gram matrix per
+output channel (``out x (f+1)^2`` numbers, refused above
+``MAX_FISHER_GRAM_BYTES``). The weights are divided by their mean over the
+layer, so energies stay in units of squared output error, and mixed with
+``FISHER_DAMPING`` of the plain weights (1), which decides channels the
+predictions do not depend on at all (dead ones). Building ``G_j`` for every
+channel costs ``out`` times the plain Gram matrix, so beyond
+``FISHER_MAX_ROWS`` calibration rows (samples x output positions) every k-th
+row is used, evenly spread. It is about twice the loss
+increase the rounding causes, to second order (see benchmarks/RESULTS.md, F3:
+at 1 bit it is what keeps accuracy at round-to-nearest's or above).
+
 Safeguard (``safeguard=True``, off by default): after a layer is rounded, the
 whole layer is set back to round-to-nearest if that gives a lower calibration
 cross-entropy of the network (later layers still float). It is a guard, not
@@ -104,6 +127,7 @@ at the same scales.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -126,11 +150,19 @@ from core.data.dataset import EvalData
 from core.errors import InvalidInputError
 from core.evaluate.metrics import Quality, accuracy_and_loss
 from core.formulations.base import Decision, Formulation
+from core.formulations.output_fisher import output_fisher
 from core.models.units import COMPRESSIBLE
 from core.solvers import sample_with
 
 METHOD = "adaround"
-TARGETS = ("layer", "float_outputs", "float_outputs_last")
+TARGETS = ("layer", "float_outputs", "float_outputs_last", "fisher")
+#: share of plain (unweighted) rows mixed into the Fisher weights (see the module doc)
+FISHER_DAMPING = 1e-3
+#: largest per-channel Gram matrices ``target="fisher"`` keeps for one layer (float64)
+MAX_FISHER_GRAM_BYTES = 1 << 30
+#: calibration rows the Fisher-weighted Gram matrices sum at most (every k-th row beyond): their cost is
+#: out x rows x (f+1)^2, out times the plain Gram matrix's (digits-cnn's conv2 has 32,768 rows, all used)
+FISHER_MAX_ROWS = 65_536
 MAX_BITS = 16
 #: weights per output channel above which a layer is refused: one dense channel QUBO is built, sampled and
 #: copied at a time, about 225 bytes per coupler at peak (measured: 2.4 GB above the baseline for 4,608), plus the
@@ -145,6 +177,7 @@ __all__ = [
     "LayerProblem",
     "LayerReport",
     "channel_formulation",
+    "channel_formulation_of",
     "input_matrix",
     "layer_errors",
     "layer_inputs",
@@ -282,6 +315,62 @@ def _collect_grams(
         for h in handles:
             h.remove()
     return acc
+
+
+def fisher_gram_bytes(layer: nn.Conv2d | nn.Linear) -> int:
+    """Bytes of the per-channel Gram matrices ``target="fisher"`` needs for ``layer``."""
+    fg = layer.weight[0].numel()
+    return int(layer.weight.shape[0]) * (fg + 1) ** 2 * 8
+
+
+def _check_fisher_size(layer: nn.Conv2d | nn.Linear, name: str) -> None:
+    need = fisher_gram_bytes(layer)
+    if need > MAX_FISHER_GRAM_BYTES:
+        raise InvalidInputError(
+            f"The Fisher objective keeps one Gram matrix per output channel: layer {name} would need "
+            f"{need / 2**30:.1f} GiB (at most {MAX_FISHER_GRAM_BYTES / 2**30:.0f} GiB). Leave that layer out or "
+            "use the layer objective."
+        )
+
+
+def _collect_fisher_grams(model: nn.Module, name: str, images: torch.Tensor, batch_size: int) -> np.ndarray:
+    """Per-output-channel Fisher-weighted augmented Gram matrices (out, f+1, f+1) of layer ``name``'s
+    inputs in ``model`` (see the module doc: weights normalised to mean 1, damped by ``FISHER_DAMPING``)."""
+    layer = model.get_submodule(name)
+    _check_layer(layer, name)
+    _check_fisher_size(layer, name)
+    out = int(layer.weight.shape[0])
+    fg = layer.weight[0].numel()
+    groups = _groups(layer)
+    weighted = np.zeros((out, fg + 1, fg + 1))
+    plain = np.zeros((groups, fg + 1, fg + 1))
+    total_weight = 0.0
+    count = 0
+    seen = 0  # rows so far; every stride-th is kept
+    stride = 0
+    for x, fisher in output_fisher(model, name, images, batch_size=batch_size):
+        rows = input_matrix(layer, x).to(torch.float64)
+        # (rows, out) in input_matrix's row order: samples, then output positions
+        w = (fisher.movedim(1, -1) if isinstance(layer, nn.Conv2d) else fisher).reshape(-1, out).to(torch.float64)
+        if not stride:  # rows per image times images, from the first batch
+            per_image = rows.shape[0] / max(x.shape[0], 1)
+            stride = max(1, math.ceil(per_image * images.shape[0] / FISHER_MAX_ROWS))
+        keep = torch.arange(seen, seen + rows.shape[0]) % stride == 0
+        seen += rows.shape[0]
+        rows, w = rows[keep], w[keep]
+        ones = torch.ones(rows.shape[0], 1, dtype=torch.float64)
+        for g in range(groups):
+            xa = torch.cat([rows[:, g * fg : (g + 1) * fg], ones], dim=1)
+            plain[g] += (xa.T @ xa).numpy()
+            for j in range(g * out // groups, (g + 1) * out // groups):
+                weighted[j] += ((xa * w[:, j : j + 1]).T @ xa).numpy()
+        total_weight += float(w.sum())
+        count += w.numel()
+    mean = total_weight / count if count else 0.0
+    group = np.arange(out) // (out // groups)
+    if mean <= 0.0:  # the predictions depend on no output of this layer: plain weights
+        return np.ascontiguousarray(plain[group])
+    return (1.0 - FISHER_DAMPING) * weighted / mean + FISHER_DAMPING * plain[group]
 
 
 def _cross_update(
@@ -491,7 +580,9 @@ def layer_problem(
     diff_gram: np.ndarray | None = None,
 ) -> LayerProblem:
     """The channel QUBOs of ``layer`` given its augmented Gram matrices
-    ``(groups, f+1, f+1)`` (or ``(f+1, f+1)`` for groups = 1).
+    ``(groups, f+1, f+1)`` (or ``(f+1, f+1)`` for groups = 1), or one per
+    output channel ``(out, f+1, f+1)`` (a row-weighted objective such as
+    ``target="fisher"``).
 
     With ``cross_aug = [X_q 1]^T [X_q - X_f 0]`` (groups, f+1, f+1) and
     ``diff_gram = (X_q - X_f)^T (X_q - X_f)`` (groups, f, f) the objective is the
@@ -507,8 +598,12 @@ def layer_problem(
     gram_aug = np.asarray(gram_aug, dtype=np.float64)
     if gram_aug.ndim == 2:
         gram_aug = gram_aug[None]
-    if gram_aug.shape != (groups, f + 1, f + 1):
-        raise InvalidInputError(f"The Gram matrix of {name} must be {groups} x {f + 1} x {f + 1}.")
+    per_channel = gram_aug.shape == (out, f + 1, f + 1)
+    if gram_aug.shape != (groups, f + 1, f + 1) and not per_channel:
+        raise InvalidInputError(
+            f"The Gram matrix of {name} must be {groups} x {f + 1} x {f + 1}, or {out} x {f + 1} x {f + 1} "
+            "(one per output channel)."
+        )
     if not np.isfinite(gram_aug).all():
         raise InvalidInputError(f"The calibration inputs of {name} contain NaN or infinite values.")
     if scales is None:
@@ -523,10 +618,12 @@ def layer_problem(
     positive = (s > 0)[:, None]
     n = vals.shape[1]
     gram = gram_aug if quantize_bias else gram_aug[:, :f, :f]
-    group = np.arange(out) // (out // groups)
+    group = np.arange(out) if per_channel else np.arange(out) // (out // groups)
     cross_lin = cross_const = None
     if (cross_aug is None) != (diff_gram is None):
         raise InvalidInputError("cross_aug and diff_gram must be given together.")
+    if cross_aug is not None and per_channel and groups != out:
+        raise InvalidInputError("The float-outputs objective takes one Gram matrix per group, not per channel.")
     if cross_aug is not None and diff_gram is not None:
         cross_aug = np.asarray(cross_aug, dtype=np.float64).reshape(groups, f + 1, f + 1)
         diff_gram = np.asarray(diff_gram, dtype=np.float64).reshape(groups, f, f)
@@ -636,6 +733,19 @@ def channel_formulation(
             cross_aug=cacc[1],
             diff_gram=cacc[2],
         )
+    target = "layer" if float_inputs is None else "float_outputs"
+    return channel_formulation_of(problem, layer, j, rows=int(rows.shape[0]), target=target)
+
+
+def channel_formulation_of(
+    problem: LayerProblem, layer: nn.Conv2d | nn.Linear, j: int, *, rows: int, target: str = "layer"
+) -> Formulation:
+    """Output channel ``j``'s QUBO of an already built ``problem`` (of ``layer``, on ``rows`` calibration
+    rows, with objective ``target``) as a :class:`Formulation`; see :func:`channel_formulation`."""
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= int(j) < problem.out_channels:
+        raise InvalidInputError(f"Output channel must be from 0 to {problem.out_channels - 1}, not {j!r}.")
+    j = int(j)
+    name, quantize_bias = problem.name, problem.quantize_bias
     idx, linear, (r, c, quad), offset = problem.channel_qubo(j)
     bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(
         linear, (r, c, quad), offset, dimod.BINARY, variable_order=[int(i) for i in idx]
@@ -686,8 +796,8 @@ def channel_formulation(
             "quantize_bias": quantize_bias,
             "f": f,
             "qubo_size": problem.n,
-            "rows": int(rows.shape[0]),
-            "target": "layer" if float_inputs is None else "float_outputs",
+            "rows": rows,
+            "target": target,
         },
     )
 
@@ -998,7 +1108,7 @@ class LayerReport:
     batches: int
     gram_s: float
     solve_s: float
-    target: str = "layer"  # "layer" or "float_outputs" objective for this layer
+    target: str = "layer"  # this layer's objective: "layer", "float_outputs" or "fisher"
     safeguard_rtn: bool = False  # the safeguard kept round-to-nearest for the whole layer
 
     @property
@@ -1023,6 +1133,7 @@ class AdaroundResult:
     # on eval_data, keyed "float", "qubo", "rtn": accuracy, loss and per-example hits
     quality: dict[str, Quality] | None = None
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # W_hat per layer
+    problems: dict[str, LayerProblem] = field(default_factory=dict)  # the channel QUBOs solved, per layer
 
     @property
     def accuracy(self) -> dict[str, float] | None:
@@ -1145,6 +1256,10 @@ def quantize_model_adaround(
     linear term from ``X_q^T (X_q - X_f) W_j`` and a constant), on every layer;
     ``"float_outputs_last"`` that objective on the last layer only. With
     float inputs (``use_quantized_inputs=False``) X_q = X_f and all coincide.
+    ``"fisher"``: the layer's error with each output weighted by the Fisher
+    information of the network's predictions (see the module doc); a layer
+    whose per-channel Gram matrices would exceed ``MAX_FISHER_GRAM_BYTES`` is
+    refused before any layer is solved.
 
     ``safeguard=True``: after each layer is rounded, the calibration
     cross-entropy of the network (earlier layers as already decided, later
@@ -1182,6 +1297,8 @@ def quantize_model_adaround(
     for n in names:
         layer = _check_layer(model.get_submodule(n), n)
         _check_qubo_size(layer, n)  # refuse before any layer is solved
+        if target == "fisher":
+            _check_fisher_size(layer, n)
         if max_batch_variables is not None:
             _check_fits(n, _max_free_variables(layer, bits, scale, quantize_bias), max_batch_variables)
     quantize_bias_layers = [n for n in names if model.get_submodule(n).bias is not None] if quantize_bias else []
@@ -1203,8 +1320,13 @@ def quantize_model_adaround(
         tg = time.perf_counter()
         layer_target = "float_outputs" if target == "float_outputs" or (
             target == "float_outputs_last" and li == len(names) - 1
-        ) else "layer"
-        if layer_target == "float_outputs" and use_quantized_inputs:
+        ) else target if target == "fisher" else "layer"
+        if layer_target == "fisher":
+            gram_aug = _collect_fisher_grams(qmodel if use_quantized_inputs else reference, n, images, batch_size)
+            problem = layer_problem(
+                reference.get_submodule(n), gram_aug, bits, scale=scale, quantize_bias=n in quantize_bias_layers, name=n
+            )
+        elif layer_target == "float_outputs" and use_quantized_inputs:
             gram_aug, cross_aug, diff_gram = _collect_cross(qmodel, reference, n, images, batch_size)
             problem = layer_problem(
                 reference.get_submodule(n),
@@ -1312,4 +1434,5 @@ def quantize_model_adaround(
         timing={"quantize_s": quantize_s, "total_s": time.perf_counter() - t_start},
         quality=quality,
         weights=weights,
+        problems={n: solutions[n][0] for n in names},
     )

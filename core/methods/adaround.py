@@ -12,7 +12,8 @@ Report fields specific to this method:
 * ``energies[]``: per subproblem (output channel, layers in order, channels in
   order) the energy of the chosen rounding, which *is* that channel's squared
   pre-activation error summed over the calibration rows (the QUBO's constant
-  is included); ``best.energy`` is their sum.
+  is included; with ``params.target == "fisher"`` each row's error weighted by
+  the Fisher information of the predictions); ``best.energy`` is their sum.
 * ``best.decision``: per layer, a summary (channels, QUBO size, error vs RTN);
   ``best.sample``: per layer, per output channel, the rounding bits v over the
   weight positions (1 = rounded up; positions fixed by clipping carry 0 and are
@@ -50,9 +51,11 @@ from core.errors import InvalidInputError
 from core.evaluate.metrics import accuracy_and_loss
 from core.formulations.adaround import (
     _check_positive_int,
-    _collect_grams,
+    _collect_fisher_grams,
     _rtn_assignment,
     channel_formulation,
+    channel_formulation_of,
+    input_matrix,
     layer_errors,
     layer_inputs,
     layer_problem,
@@ -79,11 +82,21 @@ DEFAULT_LAYERS_BUDGET_S = 60.0
 #: above this estimate the app warns and the command line prints a note before the run
 LONG_RUN_S = 300.0
 MAX_SAMPLE_BITS = 2_000_000
-ENERGIES_NOTE = (
-    "One energy per subproblem (output channel; layers in order, channels in order): the QUBO energy of the "
-    "chosen rounding including its constant, i.e. that channel's squared pre-activation error summed over the "
-    "calibration rows. best.energy is their sum."
-)
+#: the objectives a run offers (see core.formulations.adaround's module doc)
+RUN_TARGETS = ("layer", "fisher")
+TARGET_LABELS = {"layer": "Output error (AdaRound)", "fisher": "Fisher-weighted output error"}
+#: what a channel QUBO's energy is, per objective
+ENERGY_MEANING = {"layer": "squared pre-activation error",
+                  "fisher": "squared pre-activation error weighted by the Fisher information of the predictions"}
+ENERGIES_NOTE = {
+    "layer": "One energy per subproblem (output channel; layers in order, channels in order): the QUBO energy of "
+             "the chosen rounding including its constant, i.e. that channel's squared pre-activation error summed "
+             "over the calibration rows. best.energy is their sum.",
+    "fisher": "One energy per subproblem (output channel; layers in order, channels in order): the QUBO energy of "
+              "the chosen rounding including its constant, i.e. that channel's pre-activation error squared and "
+              "weighted by the Fisher information of the predictions (weights of mean 1 over the layer), summed "
+              "over the calibration rows. best.energy is their sum.",
+}
 
 
 def quantizable_layers(model: nn.Module) -> list[str]:
@@ -189,15 +202,31 @@ def default_layers(model: nn.Module, budget_s: float = DEFAULT_LAYERS_BUDGET_S) 
     return [n for n in quantizable_layers(model) if n in chosen]
 
 
-def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str = "minmax") -> Formulation:
+def check_target(target: Any) -> str:
+    if target not in RUN_TARGETS:
+        raise InvalidInputError(f"The objective must be one of {', '.join(RUN_TARGETS)}, not {target!r}.")
+    return str(target)
+
+
+def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str = "minmax",
+                    target: str = "layer") -> Formulation:
     """One output channel's rounding QUBO on the float model's calibration
     inputs of ``layer`` (what the app shows; the run itself uses the inputs of
-    the already-quantized earlier layers)."""
+    the already-quantized earlier layers), with objective ``target``
+    (``"layer"`` or ``"fisher"``)."""
+    target = check_target(target)
     names = quantizable_layers(ws.model)
     if layer not in names:
         raise InvalidInputError(f"{layer!r} is not a Conv2d/Linear layer of {ws.model_name}.")
+    module = ws.model.get_submodule(layer)
+    if target == "fisher":
+        grams = _collect_fisher_grams(ws.model, layer, ws.calibration.images, 256)
+        problem = layer_problem(module, grams, bits, scale=scale, name=layer)
+        rows = int(input_matrix(module, layer_inputs(ws.model, layer, ws.calibration.images[:1])).shape[0])
+        return channel_formulation_of(problem, module, int(channel), rows=rows * len(ws.calibration),
+                                      target=target)
     x = layer_inputs(ws.model, layer, ws.calibration.images)
-    return channel_formulation(ws.model.get_submodule(layer), x, int(channel), bits, scale=scale, name=layer)
+    return channel_formulation(module, x, int(channel), bits, scale=scale, name=layer)
 
 
 def _brute_force(problem: Any, j: int) -> float | None:
@@ -216,7 +245,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
                  seed: int = 0, sampler_params: Mapping[str, Any] | None = None,
                  sampler_config: Mapping[str, Any] | None = None, use_quantized_inputs: bool = True,
                  compute_exact: bool = True, latency_repeats: int = 20, layers: Sequence[str] | None = None,
-                 relaxation_iterations: int = RELAXATION_ITERATIONS,
+                 relaxation_iterations: int = RELAXATION_ITERATIONS, target: str = "layer",
                  progress: Progress | None = None) -> tuple[dict[str, Any], dimod.BinaryQuadraticModel]:
     """Quantize ``layers`` (default: every Conv2d/Linear; the others stay
     float), evaluate and report; returns (report, representative BQM).
@@ -227,13 +256,18 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
 
     ``relaxation_iterations`` > 0 adds AdaRound's continuous relaxation as a classical baseline
     (:mod:`core.compress.relaxed_rounding`): on the very channel problems the sampler solved (energies),
-    and as a model rounded in order by it (accuracy); 0 leaves it out."""
+    and as a model rounded in order by it (accuracy); 0 leaves it out.
+
+    ``target`` is the objective: ``"layer"`` (each layer's squared output error, AdaRound's) or
+    ``"fisher"`` (that error weighted by the Fisher information of the predictions); the relaxation
+    baseline then solves the same objective."""
     from core.evaluate import paired_accuracy, size_bits
     from core.runs import evaluate_pair
 
     t_start = time.perf_counter()
     num_reads = check_reads(num_reads)
     relaxation_iterations = _check_positive_int("relaxation_iterations", relaxation_iterations, 0)
+    target = check_target(target)
     report_progress = progress or (lambda _f, _m: None)
     solver = RegistrySampler(sampler, config=sampler_config, params=sampler_params, dense=True)
     t0 = time.perf_counter()
@@ -242,14 +276,13 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
             ws.model, ws.calibration, bits=bits, scale=scale, sampler=solver, num_reads=num_reads, seed=seed,
             use_quantized_inputs=use_quantized_inputs, eval_data=ws.data, layers=layers,
             max_batch_variables=solver.max_dense_variables, progress=lambda f, m: report_progress(0.8 * f, m),
+            target=target,
         )
     quantize_s = time.perf_counter() - t0
     names = [r.layer for r in result.layers]
 
     report_progress(0.8, "Measuring per-channel energies")
     t1 = time.perf_counter()
-    source = result.model if use_quantized_inputs else ws.model
-    grams = _collect_grams(source, names, ws.calibration.images, 256)
     energies: list[float] = []
     rtn_energies: list[float] = []
     relaxed_energies: list[float] = []
@@ -260,7 +293,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     for row in result.layers:
         n = row.layer
         layer = ws.model.get_submodule(n)
-        problem = layer_problem(layer, grams[n], result.bits, scale=result.scale, name=n)
+        problem = result.problems[n]  # the channel QUBOs the sampler solved
         w_hat = result.weights[n].detach().double().reshape(problem.out_channels, -1).numpy()
         v = problem.assignment_of(w_hat)
         e = problem.energies(v)
@@ -313,7 +346,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         report_progress(0.95, "AdaRound's continuous relaxation (classical baseline)")
         t3 = time.perf_counter()
         relaxed = relaxed_rounding_model(ws.model, ws.calibration, bits=result.bits, scale=result.scale,
-                                         layers=names, iterations=relaxation_iterations)
+                                         layers=names, iterations=relaxation_iterations, target=target)
         errors = layer_errors(relaxed, ws.model, ws.calibration.images, names)
         relaxed_quality = accuracy_and_loss(relaxed, ws.data)
         baselines["adaround_relaxed"] = {
@@ -331,7 +364,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         for row in layer_rows:
             row["error_relaxed"] = errors[row["layer"]]["error"]
 
-    rep = channel_problem(ws, names[0], 0, bits=result.bits, scale=result.scale)
+    rep = channel_problem(ws, names[0], 0, bits=result.bits, scale=result.scale, target=target)
     bqm = rep.bqm
     exact = None
     if compute_exact:
@@ -360,7 +393,8 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
     weights_bits = sum(r.out_channels * r.f for r in result.layers)
     report = skeleton(
         ws, method=METHOD, sampler=solver.name, seed=seed, num_reads=num_reads,
-        params={"bits": result.bits, "scale": result.scale, "use_quantized_inputs": use_quantized_inputs,
+        params={"bits": result.bits, "scale": result.scale, "target": target,
+                "use_quantized_inputs": use_quantized_inputs,
                 "layers": names, "max_batch_variables": solver.max_dense_variables,
                 "sampler": dict(sampler_params or {}), "calibration": ws.calibration.name,
                 "calibration_size": len(ws.calibration), "polish": result.params.get("polish")},
@@ -368,7 +402,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
               "vartype": "BINARY",
               "note": "totals over the per-channel QUBOs; interactions counted as the dense upper triangle "
                       "over each channel's free variables"},
-        energies=energies, energies_note=ENERGIES_NOTE, best=best, exact=exact, metrics=metrics,
+        energies=energies, energies_note=ENERGIES_NOTE[target], best=best, exact=exact, metrics=metrics,
         timing={"build_s": float(sum(r.gram_s for r in result.layers)), "embed_s": solver.embed_s,
                 "sample_s": solver.sample_s, "evaluate_s": evaluate_s, "quantize_s": quantize_s,
                 "solve_s": float(sum(r.solve_s for r in result.layers)), "measure_s": measure_s,

@@ -337,7 +337,10 @@ def run_setting(report: Mapping[str, Any]) -> str | None:
     params = report.get("params") if isinstance(report.get("params"), Mapping) else {}
     method = report.get("method")
     if method == "adaround" and params.get("bits") is not None:
-        return f"{params['bits']} bits, {params.get('scale', 'minmax')}"
+        target = params.get("target", "layer")
+        bits = params["bits"]
+        return (f"{bits} bit{'' if bits == 1 else 's'}, {params.get('scale', 'minmax')}"
+                + ("" if target == "layer" else f", {target}"))
     if method == "filter-pruning" and params.get("sparsity") is not None:
         sparsity = params["sparsity"]
         values = sorted(set(sparsity.values())) if isinstance(sparsity, Mapping) else [sparsity]
