@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from core.formulations.adaround import MAX_FISHER_GRAM_BYTES
 from core.formulations.filter_pruning import DEFAULT_IMPORTANCE, DEFAULT_MU
 from core.formulations.mixed_precision import QPU_RELATIVE_PRECISION, slack_budget
 from core.methods.adaround import (
@@ -13,6 +14,7 @@ from core.methods.adaround import (
     RUN_TARGETS,
     TARGET_LABELS,
     default_layers,
+    fisher_cost,
     quantizable_layers,
     workload,
 )
@@ -80,14 +82,19 @@ def subproblem_metrics(bqm, variables_help: str, *extra: tuple[str, object, str 
         column.metric(label, value, help=help_text)
 
 
-def workload_note(quantized: list[str], left_out: int, *, relaxation: bool) -> None:
-    """Roughly how long sa samples the chosen layers (and the relaxation baseline takes): a caption, or a
-    warning when it is long."""
+def workload_note(quantized: list[str], left_out: int, *, relaxation: bool, target: str) -> None:
+    """Roughly how long sa samples the chosen layers (and the relaxation baseline takes, and the Fisher
+    objective's matrices): a caption, or a warning when it is long."""
     load = workload(ws.model, quantized)
     baseline = (f", and roughly {human_duration(load.relaxation_seconds())} for the AdaRound-relaxation baseline"
                 if relaxation else "")
     estimate = (f"{len(load.sizes)} layer(s), {load.couplers:,} couplers over their channel QUBOs: roughly "
                 f"{human_duration(load.seconds)} of sa sampling at 4 reads on this machine{baseline}.")
+    if target == "fisher" and quantized:
+        cost = fisher_cost(ws.model, ws.calibration.images, quantized)
+        estimate += (f" The Fisher objective adds {human_bits(8 * cost.bytes)} of Gram matrices (at most "
+                     f"{human_bits(8 * MAX_FISHER_GRAM_BYTES)}) and roughly {human_duration(cost.seconds)} to build "
+                     "them.")
     if load.is_long and load.largest is not None:
         big = load.largest
         st.warning(f"{estimate} The largest is {big.layer} ({big.channels} channels x {big.weights_per_channel} "
@@ -112,9 +119,11 @@ def adaround_section() -> None:
                               help="What each channel's QUBO minimises. Output error: the layer's squared output "
                                    "error, AdaRound's objective. Fisher-weighted: the same error with every output "
                                    "weighted by how much it moves the model's predictions (the Fisher information, "
-                                   "no labels needed); about twice the loss increase, to second order. At 1-2 bits "
-                                   "it keeps accuracy where plain output error loses it; it stores one Gram matrix "
-                                   "per output channel.")
+                                   "no labels needed): a diagonal second-order estimate of the loss increase. At 1 bit "
+                                   "it keeps accuracy at or above round-to-nearest's where plain output error loses "
+                                   "it; from 2 bits up the two are alike. It stores one Gram matrix per output "
+                                   "channel (layers needing over 1 GiB of them together are refused) and costs "
+                                   "up to that many times the plain one to build.")
         defaults = default_layers(ws.model)
         quantized = st.multiselect("Layers to quantize", names, default=defaults, key="ar_layers",
                                    help="The others stay float. Chosen by default: the smallest layers up to about "
@@ -127,7 +136,7 @@ def adaround_section() -> None:
                                help="The classical solver of the same objective (Nagel et al. 2020), run after the "
                                     f"sampler: {RELAXATION_ITERATIONS:,} Adam steps per layer, twice (on the sampler's "
                                     "channel problems, and rounding its own model).")
-        workload_note(quantized, len(names) - len(defaults), relaxation=relaxation)
+        workload_note(quantized, len(names) - len(defaults), relaxation=relaxation, target=target)
         layer = st.selectbox("Layer", names, key="ar_layer", help="The layer whose channel QUBO is shown.")
         out_channels = int(ws.model.get_submodule(layer).weight.shape[0])
         if st.session_state.get("ar_channel", 0) >= out_channels:

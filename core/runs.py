@@ -420,7 +420,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                     help="layers to quantize (default: every Conv2d/Linear layer); the others stay float")
     ar.add_argument("--target", default="layer", choices=["layer", "fisher"],
                     help="objective per layer: its squared output error (AdaRound's), or that error weighted by "
-                         "the Fisher information of the predictions (better at 1-2 bits; one Gram matrix per "
+                         "the Fisher information of the predictions (better at 1 bit; one Gram matrix per "
                          "output channel)")
     ar.add_argument("--float-inputs", action="store_true",
                     help="Gram matrices from the float network instead of the already-quantized one")

@@ -111,7 +111,8 @@ def _weighted_error(model: nn.Module, name: str, images: torch.Tensor, j: int, w
         w_hat = ref.weight.detach().clone()
         w_hat[j] = torch.from_numpy(w_row).reshape(w_hat[j].shape)
         y_hat = F.linear(x, w_hat, ref.bias) if isinstance(ref, nn.Linear) else ref._conv_forward(x, w_hat, ref.bias)
-    return float((weights[:, j] * (y_hat - y)[:, j] ** 2).sum())
+    pick = (Ellipsis, j) if isinstance(ref, nn.Linear) else (slice(None), j)  # the channel axis
+    return float((weights[pick] * (y_hat - y)[pick] ** 2).sum())
 
 
 @given(seed=st.integers(0, 1000), bits=st.integers(1, 4), conv=st.booleans())
@@ -165,16 +166,31 @@ def test_a_layer_the_predictions_ignore_gets_the_plain_objective():
                                _collect_grams(model, ["a"], images, 4)["a"][[0, 0, 0]])
 
 
-def test_fisher_grams_too_large_are_refused_before_any_work(monkeypatch):
+def test_fisher_grams_too_large_together_are_refused_before_any_work(monkeypatch):
     model = TwoLayer(6, 3, 2, seed=5)
     calib = random_calib(8, (6,), 2, seed=0)
-    monkeypatch.setattr(ada, "MAX_FISHER_GRAM_BYTES", 3 * 4 * 4 * 8 - 1)  # layer b fits, a (3 x 7 x 7) does not
+    # layer a: 3 channels x 7 x 7, layer b: 2 x 4 x 4 float64 numbers; each fits alone, not both
+    monkeypatch.setattr(ada, "MAX_FISHER_GRAM_BYTES", (3 * 49 + 2 * 16) * 8 - 1)
     calls = []
     sampler = lambda bqm, **kw: calls.append(bqm) or dimod.ExactSolver().sample(bqm)  # noqa: E731
-    with pytest.raises(InvalidInputError, match=r"layer a would need 0\.0 GiB.*layer objective"):
+    with pytest.raises(InvalidInputError, match=r"the 2 layers \(the largest, a, 0\.0 GiB\).*layer objective"):
         quantize_model_adaround(model, calib, bits=2, sampler=sampler, target="fisher")
     assert not calls
-    assert quantize_model_adaround(model, calib, bits=2, sampler=sampler, target="fisher", layers=["b"]).problems
+    for layers in (["a"], ["b"]):
+        assert quantize_model_adaround(model, calib, bits=2, sampler=sampler, target="fisher", layers=layers).problems
+
+
+def test_a_layer_called_twice_is_refused_by_the_fisher_objective():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.a(torch.relu(self.a(x)))
+
+    with pytest.raises(InvalidInputError, match="called 2 times per forward pass"):
+        _collect_fisher_grams(Twice(), "a", torch.randn(4, 3), 4)
 
 
 def test_the_fisher_objective_needs_class_logits():
@@ -192,9 +208,47 @@ def test_the_relaxation_baseline_takes_the_fisher_objective():
         relaxed_rounding_model(model, calib, bits=2, iterations=10, target="float_outputs")
 
 
-def test_beyond_the_row_cap_every_kth_row_is_used(monkeypatch):
-    model = TwoLayer(4, 3, 2, seed=1)
-    images = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
-    monkeypatch.setattr(ada, "FISHER_MAX_ROWS", 4)  # 10 rows: every third, across batches of 4
-    np.testing.assert_allclose(_collect_fisher_grams(model, "a", images, 4),
-                               _collect_fisher_grams(model, "a", images[[0, 3, 6, 9]], 4), rtol=1e-12)
+def test_beyond_the_row_cap_a_seeded_subset_stands_for_all_rows(monkeypatch):
+    model = _ConvNet(2)
+    images = torch.randn(40, 2, 3, 4, generator=torch.Generator().manual_seed(0))  # 20 rows per image: 800
+    full = _collect_fisher_grams(model, "conv", images, 16)
+    monkeypatch.setattr(ada, "FISHER_MAX_ROWS", 800)
+    np.testing.assert_array_equal(_collect_fisher_grams(model, "conv", images, 16), full)  # all rows: exact
+    monkeypatch.setattr(ada, "FISHER_MAX_ROWS", 300)
+    part = _collect_fisher_grams(model, "conv", images, 16)
+    np.testing.assert_array_equal(part, _collect_fisher_grams(model, "conv", images, 16))  # seeded
+    # scaled up to all rows: the same size, and close in every channel
+    for j in range(3):
+        assert np.trace(part[j]) == pytest.approx(np.trace(full[j]), rel=0.2)
+        assert np.linalg.norm(part[j] - full[j]) < 0.3 * np.linalg.norm(full[j])
+
+
+def test_grouped_convolutions_and_3d_linear_inputs_get_their_own_channels_weights():
+    torch.manual_seed(6)
+    grouped = nn.Sequential(nn.Conv2d(4, 6, 2, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 2 * 2, 3))
+    images = torch.randn(5, 4, 3, 3)
+    seq = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3, 3))  # rows: 2 per sample
+    tokens = torch.randn(5, 2, 4)
+    for model, x in ((grouped, images), (seq, tokens)):
+        layer = model[0]
+        problem = layer_problem(layer, _collect_fisher_grams(model, "0", x, 2), 2, name="0")
+        rng = np.random.default_rng(0)
+        for j in range(problem.out_channels):
+            form = channel_formulation_of(problem, layer, j, rows=1, target="fisher")
+            v = np.zeros(problem.n)
+            v[form.tables["free"]] = rng.integers(0, 2, len(form.tables["free"]))
+            direct = _weighted_error(model, "0", x, j, problem.scale[j] * (problem.lower[j] + problem.step[j] * v))
+            sample = {i: int(v[i]) for i in form.tables["free"]}
+            assert form.bqm.energy(sample) == pytest.approx(direct, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("quantized_inputs", [True, False])
+def test_the_problems_kept_are_the_layer_objective_rebuilt_from_the_result(quantized_inputs):
+    model = TwoLayer(6, 3, 2, seed=5)
+    calib = random_calib(32, (6,), 2, seed=0)
+    res = quantize_model_adaround(model, calib, bits=2, use_quantized_inputs=quantized_inputs,
+                                  sample_kwargs={"num_sweeps": 50})
+    grams = _collect_grams(res.model if quantized_inputs else model, ["a", "b"], calib.images, 256)
+    for name in ("a", "b"):
+        rebuilt = layer_problem(model.get_submodule(name), grams[name], 2, name=name)
+        np.testing.assert_allclose(res.problems[name].gram, rebuilt.gram, rtol=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from dwave.samplers import SimulatedAnnealingSampler, TabuSampler
 from hypothesis import given
 from hypothesis import strategies as st
@@ -122,3 +123,17 @@ def test_a_beta_range_chosen_in_the_app_reaches_the_sampler(monkeypatch):
 )
 def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
+
+
+def test_the_fisher_cost_counts_every_channels_matrix_and_its_rows():
+    from core.formulations.adaround import fisher_gram_bytes
+    from core.methods.adaround import FISHER_FLOPS_PER_S, fisher_cost
+    from core.models import load_model
+
+    model = load_model("digits-cnn")
+    images = torch.zeros(100, 1, 8, 8)
+    cost = fisher_cost(model, images, ["conv2", "fc"])
+    assert cost.bytes == fisher_gram_bytes(model.conv2) + fisher_gram_bytes(model.fc) == (32 * 145**2 + 10 * 513**2) * 8
+    # conv2: 64 positions per image, fc: one row per image
+    assert cost.seconds == pytest.approx(2 * (32 * 6400 * 145**2 + 10 * 100 * 513**2) / FISHER_FLOPS_PER_S)
+    assert fisher_cost(model, images, []).bytes == 0

@@ -159,6 +159,9 @@ def test_adaround_with_the_fisher_objective_from_formulate_to_compare(app):
     ok(app)
     f = app.session_state["formulation"]
     assert f.params["target"] == "fisher" and f.params["layer"] == "conv1"
+    # conv1 16 x 10^2 and fc 10 x 513^2 float64 numbers
+    assert any("The Fisher objective adds 20.1 MiB of Gram matrices (at most 1.0 GiB) and roughly " in c.value
+               for c in app.caption)
     assert any(c.value.startswith("conv1 output channel 0: energy = squared pre-activation error weighted by the "
                                   "Fisher information of the predictions over ") for c in app.caption)
     run_on_solve(app, "sa", "adaround", reads=1)

@@ -86,16 +86,21 @@ on the network with earlier layers rounded and later ones float, no labels)::
     E_j(v) = s_j^2 d_j^T G_j d_j,      G_j = X^T diag(w_:j) X
 
 still an exact QUBO per channel, of the same size, but with one Gram matrix per
-output channel (``out x (f+1)^2`` numbers, refused above
-``MAX_FISHER_GRAM_BYTES``). The weights are divided by their mean over the
+output channel (``out x (f+1)^2`` numbers; layers needing more than
+``MAX_FISHER_GRAM_BYTES`` together are refused). The weights are divided by their mean over the
 layer, so energies stay in units of squared output error, and mixed with
 ``FISHER_DAMPING`` of the plain weights (1), which decides channels the
 predictions do not depend on at all (dead ones). Building ``G_j`` for every
 channel costs ``out`` times the plain Gram matrix, so beyond
-``FISHER_MAX_ROWS`` calibration rows (samples x output positions) every k-th
-row is used, evenly spread. It is about twice the loss
-increase the rounding causes, to second order (see benchmarks/RESULTS.md, F3:
-at 1 bit it is what keeps accuracy at round-to-nearest's or above).
+``FISHER_MAX_ROWS`` calibration rows (samples x output positions) a seeded
+random subset is summed and scaled up to the number of rows. A layer called
+more than once per forward pass is refused (its calls' outputs feed each other,
+which the per-call diagonal does not capture). Up to that normalisation the
+energy is the diagonal second-order estimate of the loss increase the rounding
+causes (off-diagonal Fisher terms between outputs are left out). See
+benchmarks/RESULTS.md, F3: at 1 bit it keeps accuracy at or above
+round-to-nearest's where the plain objective does not; from 2 bits up the two
+are alike.
 
 Safeguard (``safeguard=True``, off by default): after a layer is rounded, the
 whole layer is set back to round-to-nearest if that gives a lower calibration
@@ -127,7 +132,6 @@ at the same scales.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -158,10 +162,11 @@ METHOD = "adaround"
 TARGETS = ("layer", "float_outputs", "float_outputs_last", "fisher")
 #: share of plain (unweighted) rows mixed into the Fisher weights (see the module doc)
 FISHER_DAMPING = 1e-3
-#: largest per-channel Gram matrices ``target="fisher"`` keeps for one layer (float64)
+#: largest per-channel Gram matrices ``target="fisher"`` keeps for all layers of a run together (float64;
+#: building one layer's briefly takes about twice its share)
 MAX_FISHER_GRAM_BYTES = 1 << 30
-#: calibration rows the Fisher-weighted Gram matrices sum at most (every k-th row beyond): their cost is
-#: out x rows x (f+1)^2, out times the plain Gram matrix's (digits-cnn's conv2 has 32,768 rows, all used)
+#: calibration rows the Fisher-weighted Gram matrices sum (a seeded random subset beyond, scaled up): their
+#: cost is out x rows x (f+1)^2, out times the plain Gram matrix's (digits-cnn's conv2 has 32,768, all used)
 FISHER_MAX_ROWS = 65_536
 MAX_BITS = 16
 #: weights per output channel above which a layer is refused: one dense channel QUBO is built, sampled and
@@ -178,6 +183,7 @@ __all__ = [
     "LayerReport",
     "channel_formulation",
     "channel_formulation_of",
+    "fisher_gram_bytes",
     "input_matrix",
     "layer_errors",
     "layer_inputs",
@@ -323,41 +329,49 @@ def fisher_gram_bytes(layer: nn.Conv2d | nn.Linear) -> int:
     return int(layer.weight.shape[0]) * (fg + 1) ** 2 * 8
 
 
-def _check_fisher_size(layer: nn.Conv2d | nn.Linear, name: str) -> None:
-    need = fisher_gram_bytes(layer)
+def _check_fisher_size(layers: list[tuple[str, nn.Conv2d | nn.Linear]]) -> None:
+    """Refuse layers whose per-channel Gram matrices would together exceed ``MAX_FISHER_GRAM_BYTES``
+    (a run keeps every layer's until it ends)."""
+    sizes = [(fisher_gram_bytes(layer), name) for name, layer in layers]
+    need = sum(b for b, _ in sizes)
     if need > MAX_FISHER_GRAM_BYTES:
+        largest, name = max(sizes)
+        which = f"layer {name}" if len(sizes) == 1 else f"the {len(sizes)} layers (the largest, {name}, {largest / 2**30:.1f} GiB)"
         raise InvalidInputError(
-            f"The Fisher objective keeps one Gram matrix per output channel: layer {name} would need "
-            f"{need / 2**30:.1f} GiB (at most {MAX_FISHER_GRAM_BYTES / 2**30:.0f} GiB). Leave that layer out or "
-            "use the layer objective."
+            f"The Fisher objective keeps one Gram matrix per output channel: {which} would need "
+            f"{need / 2**30:.1f} GiB (at most {MAX_FISHER_GRAM_BYTES / 2**30:.0f} GiB). Choose fewer or smaller "
+            "layers, or use the layer objective."
         )
 
 
 def _collect_fisher_grams(model: nn.Module, name: str, images: torch.Tensor, batch_size: int) -> np.ndarray:
     """Per-output-channel Fisher-weighted augmented Gram matrices (out, f+1, f+1) of layer ``name``'s
-    inputs in ``model`` (see the module doc: weights normalised to mean 1, damped by ``FISHER_DAMPING``)."""
+    inputs in ``model`` (see the module doc: weights normalised to mean 1, damped by ``FISHER_DAMPING``).
+    Beyond ``FISHER_MAX_ROWS`` rows a seeded random subset is summed and scaled up to all rows."""
     layer = model.get_submodule(name)
     _check_layer(layer, name)
-    _check_fisher_size(layer, name)
+    _check_fisher_size([(name, layer)])
     out = int(layer.weight.shape[0])
     fg = layer.weight[0].numel()
     groups = _groups(layer)
     weighted = np.zeros((out, fg + 1, fg + 1))
     plain = np.zeros((groups, fg + 1, fg + 1))
     total_weight = 0.0
-    count = 0
-    seen = 0  # rows so far; every stride-th is kept
-    stride = 0
+    seen = kept = 0
+    keep_share = 0.0
+    draw = torch.Generator().manual_seed(0)
     for x, fisher in output_fisher(model, name, images, batch_size=batch_size):
         rows = input_matrix(layer, x).to(torch.float64)
         # (rows, out) in input_matrix's row order: samples, then output positions
         w = (fisher.movedim(1, -1) if isinstance(layer, nn.Conv2d) else fisher).reshape(-1, out).to(torch.float64)
-        if not stride:  # rows per image times images, from the first batch
-            per_image = rows.shape[0] / max(x.shape[0], 1)
-            stride = max(1, math.ceil(per_image * images.shape[0] / FISHER_MAX_ROWS))
-        keep = torch.arange(seen, seen + rows.shape[0]) % stride == 0
+        if not keep_share:  # rows per image times images, from the first batch
+            total_rows = rows.shape[0] / max(x.shape[0], 1) * images.shape[0]
+            keep_share = min(1.0, FISHER_MAX_ROWS / max(total_rows, 1.0))
         seen += rows.shape[0]
-        rows, w = rows[keep], w[keep]
+        if keep_share < 1.0:
+            keep = torch.rand(rows.shape[0], generator=draw) < keep_share
+            rows, w = rows[keep], w[keep]
+        kept += rows.shape[0]
         ones = torch.ones(rows.shape[0], 1, dtype=torch.float64)
         for g in range(groups):
             xa = torch.cat([rows[:, g * fg : (g + 1) * fg], ones], dim=1)
@@ -365,12 +379,17 @@ def _collect_fisher_grams(model: nn.Module, name: str, images: torch.Tensor, bat
             for j in range(g * out // groups, (g + 1) * out // groups):
                 weighted[j] += ((xa * w[:, j : j + 1]).T @ xa).numpy()
         total_weight += float(w.sum())
-        count += w.numel()
-    mean = total_weight / count if count else 0.0
+    if kept:  # sums over the kept rows, scaled to all rows
+        plain *= seen / kept
+        weighted *= seen / kept
+    mean = total_weight / (kept * out) if kept else 0.0
     group = np.arange(out) // (out // groups)
     if mean <= 0.0:  # the predictions depend on no output of this layer: plain weights
         return np.ascontiguousarray(plain[group])
-    return (1.0 - FISHER_DAMPING) * weighted / mean + FISHER_DAMPING * plain[group]
+    weighted *= (1.0 - FISHER_DAMPING) / mean  # in place: these matrices are the large part
+    for j in range(out):
+        weighted[j] += FISHER_DAMPING * plain[group[j]]
+    return weighted
 
 
 def _cross_update(
@@ -1297,10 +1316,10 @@ def quantize_model_adaround(
     for n in names:
         layer = _check_layer(model.get_submodule(n), n)
         _check_qubo_size(layer, n)  # refuse before any layer is solved
-        if target == "fisher":
-            _check_fisher_size(layer, n)
         if max_batch_variables is not None:
             _check_fits(n, _max_free_variables(layer, bits, scale, quantize_bias), max_batch_variables)
+    if target == "fisher":
+        _check_fisher_size([(n, model.get_submodule(n)) for n in names])
     quantize_bias_layers = [n for n in names if model.get_submodule(n).bias is not None] if quantize_bias else []
 
     reference = copy.deepcopy(model).eval()

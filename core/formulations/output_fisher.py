@@ -32,8 +32,9 @@ __all__ = ["output_fisher"]
 def output_fisher(
     model: nn.Module, name: str, images: torch.Tensor, *, batch_size: int = 256
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """For each batch and each call of layer ``name``: (the inputs the layer
-    receives, the Fisher diagonal of its outputs, same shape as the outputs).
+    """For each batch: (the inputs layer ``name`` receives, the Fisher diagonal
+    of its outputs, same shape as the outputs). A layer called more than once
+    per forward pass is refused.
 
     Later layers are used as they are in ``model``; nothing of ``model``
     changes (its parameters get no gradients)."""
@@ -61,18 +62,21 @@ def output_fisher(
                     raise InvalidInputError("The Fisher objective needs a classifier whose output is N x classes logits.")
                 if not calls:
                     raise InvalidInputError(f"Layer {name!r} is never called by the model's forward pass.")
+                if len(calls) > 1:
+                    raise InvalidInputError(
+                        f"Layer {name!r} is called {len(calls)} times per forward pass; the Fisher objective takes "
+                        "layers called once. Use the layer objective for it."
+                    )
+                x, z = calls[0]
                 p = torch.softmax(logits.detach().double(), dim=1)
-                zs = [z for _x, z in calls]
-                fisher = [torch.zeros_like(z) for z in zs]
+                fisher = torch.zeros_like(z)
                 eye = torch.eye(p.shape[1], dtype=p.dtype)
                 for k in range(p.shape[1]):
                     u = (p[:, k : k + 1].sqrt() * (eye[k] - p)).to(logits.dtype)
-                    grads = torch.autograd.grad(logits, zs, grad_outputs=u, retain_graph=k + 1 < p.shape[1],
-                                                allow_unused=True)
-                    for acc, g in zip(fisher, grads, strict=True):
-                        if g is not None:
-                            acc += g.detach() ** 2
-            for (x, _z), h in zip(calls, fisher, strict=True):
-                yield x, h
+                    (grad,) = torch.autograd.grad(logits, z, grad_outputs=u, retain_graph=k + 1 < p.shape[1],
+                                                  allow_unused=True)
+                    if grad is not None:  # None: the logits do not depend on this layer
+                        fisher += grad.detach() ** 2
+            yield x, fisher
     finally:
         handle.remove()

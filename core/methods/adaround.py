@@ -50,11 +50,14 @@ from core.compress.relaxed_rounding import relaxed_rounding, relaxed_rounding_mo
 from core.errors import InvalidInputError
 from core.evaluate.metrics import accuracy_and_loss
 from core.formulations.adaround import (
+    FISHER_MAX_ROWS,
     _check_positive_int,
+    _check_qubo_size,
     _collect_fisher_grams,
     _rtn_assignment,
     channel_formulation,
     channel_formulation_of,
+    fisher_gram_bytes,
     input_matrix,
     layer_errors,
     layer_inputs,
@@ -74,6 +77,9 @@ RELAXATION_ITERATIONS = 20_000
 #: benchmarks.adaround --sa-rate``: 5.5e8 on large layers, up to 1.7e9 on small ones). Large layers also spend a
 #: few seconds per channel building and starting each QUBO, which the estimate leaves out.
 SA_COUPLER_UPDATES_PER_S = 5e8
+#: float64 multiply-adds per second building Fisher-weighted Gram matrices here, under the measured (digits-cnn's
+#: conv2: 44 GFLOP of Gram products and 10 backward passes in about 1.1 s)
+FISHER_FLOPS_PER_S = 2e10
 #: seconds per Adam step of the relaxation: fixed + per weight + per Gram product (out x f^2), fitted to
 #: timings of 16x9 to 128x1152 layers here (0.025-5.6 ms per step)
 RELAXATION_STEP_S = (3e-5, 1e-8, 2.5e-11)
@@ -189,6 +195,28 @@ def workload(model: nn.Module, layers: Sequence[str] | None = None, *, num_reads
     return Workload(tuple(sizes), num_reads, num_sweeps)
 
 
+@dataclass(frozen=True)
+class FisherCost:
+    """What ``target="fisher"`` adds to a run: its per-channel Gram matrices' memory, and roughly the time to
+    build them (one weighted Gram product per output channel; the backward passes are a small part here)."""
+
+    bytes: int
+    seconds: float
+
+
+def fisher_cost(model: nn.Module, images: Any, layers: Sequence[str]) -> FisherCost:
+    """:class:`FisherCost` of rounding ``layers`` of ``model`` with the Fisher objective on calibration
+    ``images`` (one image is run to count each layer's rows per image)."""
+    total_bytes, operations = 0, 0.0
+    for name in layers:
+        layer = model.get_submodule(name)
+        rows = input_matrix(layer, layer_inputs(model, name, images[:1])).shape[0] * len(images)
+        f1 = layer.weight[0].numel() + 1
+        total_bytes += fisher_gram_bytes(layer)
+        operations += 2.0 * layer.weight.shape[0] * min(rows, FISHER_MAX_ROWS) * f1 * f1
+    return FisherCost(total_bytes, operations / FISHER_FLOPS_PER_S)
+
+
 def default_layers(model: nn.Module, budget_s: float = DEFAULT_LAYERS_BUDGET_S) -> list[str]:
     """The app's default choice of layers to quantize: the smallest layers (by couplers) whose estimated sa
     time (:meth:`LayerSize.sa_seconds`) adds up to at most ``budget_s``, in model order; at least the
@@ -208,6 +236,12 @@ def check_target(target: Any) -> str:
     return str(target)
 
 
+def _calibration_rows(ws: Any, layer: str) -> int:
+    """Rows (samples x output positions) the calibration set gives ``layer``'s QUBOs."""
+    one = layer_inputs(ws.model, layer, ws.calibration.images[:1])
+    return int(input_matrix(ws.model.get_submodule(layer), one).shape[0]) * len(ws.calibration)
+
+
 def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str = "minmax",
                     target: str = "layer") -> Formulation:
     """One output channel's rounding QUBO on the float model's calibration
@@ -220,10 +254,10 @@ def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str 
         raise InvalidInputError(f"{layer!r} is not a Conv2d/Linear layer of {ws.model_name}.")
     module = ws.model.get_submodule(layer)
     if target == "fisher":
+        _check_qubo_size(module, layer)
         grams = _collect_fisher_grams(ws.model, layer, ws.calibration.images, 256)
         problem = layer_problem(module, grams, bits, scale=scale, name=layer)
-        rows = int(input_matrix(module, layer_inputs(ws.model, layer, ws.calibration.images[:1])).shape[0])
-        return channel_formulation_of(problem, module, int(channel), rows=rows * len(ws.calibration),
+        return channel_formulation_of(problem, module, int(channel), rows=_calibration_rows(ws, layer),
                                       target=target)
     x = layer_inputs(ws.model, layer, ws.calibration.images)
     return channel_formulation(module, x, int(channel), bits, scale=scale, name=layer)
@@ -364,7 +398,8 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
         for row in layer_rows:
             row["error_relaxed"] = errors[row["layer"]]["error"]
 
-    rep = channel_problem(ws, names[0], 0, bits=result.bits, scale=result.scale, target=target)
+    rep = channel_formulation_of(result.problems[names[0]], ws.model.get_submodule(names[0]), 0,
+                                 rows=_calibration_rows(ws, names[0]), target=target)
     bqm = rep.bqm
     exact = None
     if compute_exact:

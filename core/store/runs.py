@@ -175,8 +175,8 @@ class StoreMeta(Base):
 #: history recomputes them from the stored reports. 2: feasible reads only, a tolerance relative to the
 #: optimum alone, none without an exact energy; none for multi-QUBO/exact/ga/rl runs; total_s preferred.
 #: 3: reads and the best decision by their decoded objective where the report has it. 4: the ``setting``
-#: column (added to older histories on opening).
-DERIVED_VERSION = 4
+#: column (added to older histories on opening). 5: the setting names the rounding objective and says "1 bit".
+DERIVED_VERSION = 5
 
 
 #: summary columns returned by :meth:`RunStore.list` (everything but params/report)
