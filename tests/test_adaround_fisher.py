@@ -252,3 +252,19 @@ def test_the_problems_kept_are_the_layer_objective_rebuilt_from_the_result(quant
     for name in ("a", "b"):
         rebuilt = layer_problem(model.get_submodule(name), grams[name], 2, name=name)
         np.testing.assert_allclose(res.problems[name].gram, rebuilt.gram, rtol=1e-12)
+
+
+def test_formulate_builds_a_layers_fisher_matrices_once_for_all_its_channels(monkeypatch, digits_cnn_workspace):
+    import core.methods.adaround as methods
+
+    built = []
+    real = methods._collect_fisher_grams
+    monkeypatch.setattr(methods, "_collect_fisher_grams", lambda *a: built.append(a[1]) or real(*a))
+    monkeypatch.setattr(methods, "_shown_fisher", {})
+    first = methods.channel_problem(digits_cnn_workspace, "conv1", 0, bits=1, target="fisher")
+    other = methods.channel_problem(digits_cnn_workspace, "conv1", 3, bits=2, scale="mse", target="fisher")
+    again = methods.channel_problem(digits_cnn_workspace, "conv1", 0, bits=1, target="fisher")
+    assert built == ["conv1"]
+    assert again.bqm == first.bqm and other.params["channel"] == 3
+    methods.channel_problem(digits_cnn_workspace, "fc", 0, bits=1, target="fisher")
+    assert built == ["conv1", "fc"]

@@ -133,7 +133,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -285,14 +285,18 @@ def _groups(layer: nn.Conv2d | nn.Linear) -> int:
     return 1 if isinstance(layer, nn.Linear) else int(layer.groups)
 
 
-def _gram_update(layer: nn.Conv2d | nn.Linear, x: torch.Tensor, acc: np.ndarray) -> int:
-    """Add ``[X 1]^T [X 1]`` of each group to ``acc`` (groups, f+1, f+1); return rows."""
-    rows = input_matrix(layer, x.detach()).to(torch.float64)
-    groups = acc.shape[0]
+def _augmented_groups(rows: torch.Tensor, groups: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(g, ``[X_g 1]``) for each group g of the calibration rows ``X`` (float64)."""
     fg = rows.shape[1] // groups
     ones = torch.ones(rows.shape[0], 1, dtype=torch.float64)
     for g in range(groups):
-        xa = torch.cat([rows[:, g * fg : (g + 1) * fg], ones], dim=1)
+        yield g, torch.cat([rows[:, g * fg : (g + 1) * fg], ones], dim=1)
+
+
+def _gram_update(layer: nn.Conv2d | nn.Linear, x: torch.Tensor, acc: np.ndarray) -> int:
+    """Add ``[X 1]^T [X 1]`` of each group to ``acc`` (groups, f+1, f+1); return rows."""
+    rows = input_matrix(layer, x.detach()).to(torch.float64)
+    for g, xa in _augmented_groups(rows, acc.shape[0]):
         acc[g] += (xa.T @ xa).numpy()
     return int(rows.shape[0])
 
@@ -372,9 +376,7 @@ def _collect_fisher_grams(model: nn.Module, name: str, images: torch.Tensor, bat
             keep = torch.rand(rows.shape[0], generator=draw) < keep_share
             rows, w = rows[keep], w[keep]
         kept += rows.shape[0]
-        ones = torch.ones(rows.shape[0], 1, dtype=torch.float64)
-        for g in range(groups):
-            xa = torch.cat([rows[:, g * fg : (g + 1) * fg], ones], dim=1)
+        for g, xa in _augmented_groups(rows, groups):
             plain[g] += (xa.T @ xa).numpy()
             for j in range(g * out // groups, (g + 1) * out // groups):
                 weighted[j] += ((xa * w[:, j : j + 1]).T @ xa).numpy()
@@ -400,11 +402,8 @@ def _cross_update(
     rq = input_matrix(layer, xq.detach()).to(torch.float64)
     rf = input_matrix(layer, xf.detach()).to(torch.float64)
     gram, cross, diff = acc
-    groups = gram.shape[0]
-    fg = rq.shape[1] // groups
-    ones = torch.ones(rq.shape[0], 1, dtype=torch.float64)
-    for g in range(groups):
-        xa = torch.cat([rq[:, g * fg : (g + 1) * fg], ones], dim=1)
+    fg = rq.shape[1] // gram.shape[0]
+    for g, xa in _augmented_groups(rq, gram.shape[0]):
         dx = rq[:, g * fg : (g + 1) * fg] - rf[:, g * fg : (g + 1) * fg]
         gram[g] += (xa.T @ xa).numpy()
         cross[g, :, :fg] += (xa.T @ dx).numpy()

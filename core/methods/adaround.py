@@ -37,6 +37,7 @@ Report fields specific to this method:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ def fisher_cost(model: nn.Module, images: Any, layers: Sequence[str]) -> FisherC
     total_bytes, operations = 0, 0.0
     for name in layers:
         layer = model.get_submodule(name)
-        rows = input_matrix(layer, layer_inputs(model, name, images[:1])).shape[0] * len(images)
+        rows = calibration_rows(model, images, name)
         f1 = layer.weight[0].numel() + 1
         total_bytes += fisher_gram_bytes(layer)
         operations += 2.0 * layer.weight.shape[0] * min(rows, FISHER_MAX_ROWS) * f1 * f1
@@ -236,10 +237,28 @@ def check_target(target: Any) -> str:
     return str(target)
 
 
-def _calibration_rows(ws: Any, layer: str) -> int:
-    """Rows (samples x output positions) the calibration set gives ``layer``'s QUBOs."""
-    one = layer_inputs(ws.model, layer, ws.calibration.images[:1])
-    return int(input_matrix(ws.model.get_submodule(layer), one).shape[0]) * len(ws.calibration)
+def calibration_rows(model: nn.Module, images: Any, layer: str) -> int:
+    """Rows (samples x output positions) calibration ``images`` give ``layer``'s QUBOs (one image is run)."""
+    one = layer_inputs(model, layer, images[:1])
+    return int(input_matrix(model.get_submodule(layer), one).shape[0]) * len(images)
+
+
+#: the Fisher-weighted Gram matrices of the layer last shown on Formulate, keyed by workspace content and
+#: layer: they depend on neither the channel, the bits nor the scale, which are what the page changes most
+_shown_fisher: dict[tuple[str, str], np.ndarray] = {}
+_shown_fisher_lock = threading.Lock()
+
+
+def _fisher_grams_of(ws: Any, layer: str) -> np.ndarray:
+    key = (ws.cache_key(), layer)
+    with _shown_fisher_lock:
+        if key in _shown_fisher:
+            return _shown_fisher[key]
+    grams = _collect_fisher_grams(ws.model, layer, ws.calibration.images, 256)
+    with _shown_fisher_lock:
+        _shown_fisher.clear()  # one layer's at a time: they can be large
+        _shown_fisher[key] = grams
+    return grams
 
 
 def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str = "minmax",
@@ -255,10 +274,9 @@ def channel_problem(ws: Any, layer: str, channel: int, *, bits: int, scale: str 
     module = ws.model.get_submodule(layer)
     if target == "fisher":
         _check_qubo_size(module, layer)
-        grams = _collect_fisher_grams(ws.model, layer, ws.calibration.images, 256)
-        problem = layer_problem(module, grams, bits, scale=scale, name=layer)
-        return channel_formulation_of(problem, module, int(channel), rows=_calibration_rows(ws, layer),
-                                      target=target)
+        problem = layer_problem(module, _fisher_grams_of(ws, layer), bits, scale=scale, name=layer)
+        rows = calibration_rows(ws.model, ws.calibration.images, layer)
+        return channel_formulation_of(problem, module, int(channel), rows=rows, target=target)
     x = layer_inputs(ws.model, layer, ws.calibration.images)
     return channel_formulation(module, x, int(channel), bits, scale=scale, name=layer)
 
@@ -399,7 +417,7 @@ def run_adaround(ws: Any, *, bits: int, scale: str = "minmax", sampler: str = "s
             row["error_relaxed"] = errors[row["layer"]]["error"]
 
     rep = channel_formulation_of(result.problems[names[0]], ws.model.get_submodule(names[0]), 0,
-                                 rows=_calibration_rows(ws, names[0]), target=target)
+                                 rows=calibration_rows(ws.model, ws.calibration.images, names[0]), target=target)
     bqm = rep.bqm
     exact = None
     if compute_exact:
